@@ -1,0 +1,135 @@
+//! Opening the thing zpmfs lives on and mapping it: /dev/pmemN, /dev/daxN.M, a file on a DAX
+//! filesystem (MAP_SYNC), or a plain file (DRAM-emulated on tmpfs/hugetlbfs, else msync'd).
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::persist::{Backing, PmRegion};
+
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+const HUGETLBFS_MAGIC: i64 = 0x9584_58f6;
+const RAMFS_MAGIC: i64 = 0x8584_58f6;
+
+/// What kind of thing a path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// A block device (/dev/pmemN); mapped through the page cache from user space, so msync'd.
+    BlockDevice,
+    /// A device-DAX character device (/dev/daxN.M): direct loads and stores to PM.
+    DaxChar,
+    /// A regular file (an image).
+    File,
+}
+
+/// An opened device or image, not yet mapped.
+pub struct Device {
+    path: PathBuf,
+    file: File,
+    kind: DeviceKind,
+    size: u64,
+    writable: bool,
+}
+
+impl Device {
+    /// Open `path` for reading, and for writing when `writable`.
+    pub fn open(path: &Path, writable: bool) -> Result<Device> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(path)
+            .map_err(|e| Error::Io(format!("cannot open {}: {e}", path.display())))?;
+        let meta = file.metadata().map_err(|e| Error::Io(format!("cannot stat {}: {e}", path.display())))?;
+        let ft = meta.file_type();
+        let (kind, size) = if ft.is_file() {
+            (DeviceKind::File, meta.len())
+        } else if ft.is_block_device() {
+            (DeviceKind::BlockDevice, block_device_size(&file, path)?)
+        } else if ft.is_char_device() {
+            (DeviceKind::DaxChar, dax_char_size(meta.rdev(), path)?)
+        } else {
+            return Err(Error::Io(format!(
+                "{} is neither a block device, a DAX character device nor a regular file",
+                path.display()
+            )));
+        };
+        Ok(Device { path: path.to_path_buf(), file, kind, size, writable })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn kind(&self) -> DeviceKind {
+        self.kind
+    }
+    /// Size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Read the first `len` bytes (or fewer, for a small device) without mapping.
+    pub fn read_head(&self, len: usize) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let len = len.min(self.size as usize);
+        let mut buf = vec![0u8; len];
+        self.file
+            .read_exact_at(&mut buf, 0)
+            .map_err(|e| Error::Io(format!("cannot read {}: {e}", self.path.display())))?;
+        Ok(buf)
+    }
+
+    /// Map the whole device. Picks how stores become durable from what the device is.
+    pub fn map(&self) -> Result<PmRegion> {
+        let backing = match self.kind {
+            DeviceKind::DaxChar => Backing::Pmem,
+            DeviceKind::BlockDevice => Backing::PageCache,
+            DeviceKind::File => file_backing(&self.file),
+        };
+        PmRegion::map(&self.file, self.size, self.writable, backing, &self.path)
+    }
+}
+
+/// Memory-backed files need no msync; other files do unless MAP_SYNC works (a DAX filesystem).
+fn file_backing(file: &File) -> Backing {
+    // SAFETY: fstatfs writes into the zeroed struct we own; the fd is open for the call.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) };
+    if rc == 0 {
+        let t = st.f_type as i64;
+        if t == TMPFS_MAGIC || t == HUGETLBFS_MAGIC || t == RAMFS_MAGIC {
+            return Backing::Dram;
+        }
+    }
+    Backing::FileMaybeDax
+}
+
+fn block_device_size(file: &File, path: &Path) -> Result<u64> {
+    const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+    let mut size: u64 = 0;
+    // SAFETY: BLKGETSIZE64 writes one u64 into `size`, which outlives the call.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), BLKGETSIZE64, &mut size as *mut u64) };
+    if rc != 0 {
+        return Err(Error::Io(format!(
+            "cannot get the size of {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(size)
+}
+
+fn dax_char_size(rdev: u64, path: &Path) -> Result<u64> {
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    let sys = format!("/sys/dev/char/{major}:{minor}/size");
+    let text = std::fs::read_to_string(&sys).map_err(|_| {
+        Error::Io(format!("{} is a character device but not a DAX device (no {sys})", path.display()))
+    })?;
+    text.trim()
+        .parse()
+        .map_err(|_| Error::Io(format!("unreadable size in {sys}: {text:?}")))
+}

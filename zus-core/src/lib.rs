@@ -1,0 +1,1 @@
+//! zus: the user-mode server.
