@@ -129,7 +129,5 @@ fn dax_char_size(rdev: u64, path: &Path) -> Result<u64> {
     let text = std::fs::read_to_string(&sys).map_err(|_| {
         Error::Io(format!("{} is a character device but not a DAX device (no {sys})", path.display()))
     })?;
-    text.trim()
-        .parse()
-        .map_err(|_| Error::Io(format!("unreadable size in {sys}: {text:?}")))
+    text.trim().parse().map_err(|_| Error::Io(format!("unreadable size in {sys}: {text:?}")))
 }

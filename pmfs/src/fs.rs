@@ -78,7 +78,14 @@ impl Fs {
     pub fn rmdir(&self, _parent: Ino, _name: &[u8]) -> Result<()> {
         todo!()
     }
-    pub fn rename(&self, _parent: Ino, _name: &[u8], _new_parent: Ino, _new_name: &[u8], _flags: RenameFlags) -> Result<()> {
+    pub fn rename(
+        &self,
+        _parent: Ino,
+        _name: &[u8],
+        _new_parent: Ino,
+        _new_name: &[u8],
+        _flags: RenameFlags,
+    ) -> Result<()> {
         todo!()
     }
     /// An open file handle keeps an unlinked inode alive until [`Fs::release`].

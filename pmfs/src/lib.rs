@@ -3,8 +3,8 @@
 //! The library knows nothing of its transports: `zus` serves it over FUSE or zuf.ko through
 //! the operations of [`Fs`]. See docs/FORMAT.md for the on-PM layout.
 
-pub mod error;
 pub mod device;
+pub mod error;
 pub mod format;
 pub mod fs;
 pub mod persist;

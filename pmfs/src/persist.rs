@@ -276,13 +276,17 @@ impl PmRegion {
             match self.flush_kind {
                 FlushKind::Clwb => {
                     while line < end {
-                        unsafe { std::arch::asm!("clwb [{}]", in(reg) self.base.add(line as usize), options(nostack)) };
+                        unsafe {
+                            std::arch::asm!("clwb [{}]", in(reg) self.base.add(line as usize), options(nostack))
+                        };
                         line += CACHE_LINE;
                     }
                 }
                 FlushKind::Clflushopt => {
                     while line < end {
-                        unsafe { std::arch::asm!("clflushopt [{}]", in(reg) self.base.add(line as usize), options(nostack)) };
+                        unsafe {
+                            std::arch::asm!("clflushopt [{}]", in(reg) self.base.add(line as usize), options(nostack))
+                        };
                         line += CACHE_LINE;
                     }
                 }
@@ -317,14 +321,19 @@ impl PmRegion {
         if self.backing == Backing::PageCache {
             let ranges: Vec<(u64, u64)> = DIRTY.with(|d| {
                 let mut d = d.borrow_mut();
-                let mine: Vec<_> = d.iter().filter(|r| r.0 == self.base as usize).map(|r| (r.1, r.2)).collect();
+                let mine: Vec<_> =
+                    d.iter().filter(|r| r.0 == self.base as usize).map(|r| (r.1, r.2)).collect();
                 d.retain(|r| r.0 != self.base as usize);
                 mine
             });
             for (start, end) in coalesce(ranges) {
                 // SAFETY: page-aligned range inside our own mapping.
                 unsafe {
-                    libc::msync(self.base.add(start as usize) as *mut libc::c_void, (end - start) as usize, libc::MS_SYNC)
+                    libc::msync(
+                        self.base.add(start as usize) as *mut libc::c_void,
+                        (end - start) as usize,
+                        libc::MS_SYNC,
+                    )
                 };
             }
         }
