@@ -23,6 +23,8 @@ pub enum Error {
     Invalid(&'static str),
     /// ENODATA: no such extended attribute.
     NoAttr,
+    /// ERANGE: an xattr name too long, or a buffer too small.
+    Range,
     /// E2BIG: an extended attribute value larger than a log page can hold.
     TooBig,
     /// EFBIG: beyond the largest file size.
@@ -39,6 +41,8 @@ pub enum Error {
     ReadOnly,
     /// EXDEV-free: a rename would make a directory its own descendant (EINVAL in POSIX terms).
     Loop,
+    /// ENXIO: SEEK_DATA/SEEK_HOLE at or past the end of file, or no data after the offset.
+    NoSuchOffset,
     /// EIO: the media holds something impossible; the string names it.
     Corrupt(String),
     /// EIO from the device layer (open, map, msync), with the reason.
@@ -62,12 +66,14 @@ impl Error {
             Error::Invalid(_) | Error::Loop => libc::EINVAL,
             Error::NoAttr => libc::ENODATA,
             Error::TooBig => libc::E2BIG,
+            Error::Range => libc::ERANGE,
             Error::FileTooBig => libc::EFBIG,
             Error::TooManyLinks => libc::EMLINK,
             Error::NotSupported => libc::EOPNOTSUPP,
             Error::NotPermitted => libc::EPERM,
             Error::Access => libc::EACCES,
             Error::ReadOnly => libc::EROFS,
+            Error::NoSuchOffset => libc::ENXIO,
             Error::Corrupt(_) | Error::Io(_) => libc::EIO,
         }
     }

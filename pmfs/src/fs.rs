@@ -1,16 +1,29 @@
-//! The filesystem operations the transports call: composes inodes, logs, directories, files,
-//! the allocator and the journal. Every call is durable when it returns.
+//! The filesystem operations the transports call: composes inodes, logs, directories, the
+//! allocator and the journal. Every call is durable when it returns. Namespace operations
+//! live here; file data is in file.rs, xattrs in xattr.rs, mount and unmount in recovery.rs.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use crate::error::Result;
+use parking_lot::{Mutex, RwLock};
+
+use crate::alloc::{current_cpu, Allocator};
+use crate::dir::{check_name, kind_code, DirSlot};
+use crate::error::{Error, Result};
+use crate::inode::InodeState;
+use crate::itable::InodeTables;
+use crate::journal::Journals;
+use crate::layout::{self, Entry, InodeCreation, Superblock, BLOCK_SIZE};
+use crate::log::{self, Staged};
+use crate::persist::PmRegion;
 use crate::vfs::*;
 
 /// How to mount.
 #[derive(Debug, Clone, Default)]
 pub struct MountOptions {
-    /// Refuse every change (EROFS); recovery still runs if the image was not cleanly unmounted?
-    /// No: a read-only mount of an unclean image fails rather than writing.
+    /// Refuse every change (EROFS). A read-only mount of an image that was not cleanly
+    /// unmounted fails, since recovery would have to write.
     pub read_only: bool,
 }
 
@@ -25,116 +38,805 @@ pub struct MountReport {
     pub orphans_freed: u64,
     /// Inodes in use after mount.
     pub inodes: u64,
-    /// Blocks in use after mount.
+    /// Blocks in use after mount (all metadata included).
     pub blocks_used: u64,
+    /// The primary superblock was bad and was rewritten from the replica.
+    pub superblock_repaired: bool,
 }
+
+pub(crate) type InodeRef = Arc<RwLock<InodeState>>;
+const SHARDS: usize = 64;
 
 /// A mounted zpmfs. Shared by all server threads (`&self` everywhere).
 pub struct Fs {
-    _private: (),
+    pub(crate) pm: PmRegion,
+    pub(crate) sb: Superblock,
+    pub(crate) alloc: Allocator,
+    pub(crate) itables: InodeTables,
+    pub(crate) journals: Journals,
+    cache: Vec<Mutex<HashMap<Ino, InodeRef>>>,
+    /// Cross-directory renames take this, as the VFS's s_vfs_rename_mutex, so the ancestor
+    /// check cannot race with another rename.
+    rename_lock: Mutex<()>,
+    pub(crate) read_only: bool,
+    pub(crate) report: MountReport,
+    pub(crate) unmounted: AtomicBool,
+}
+
+/// Write guards over several inodes, taken in inode-number order (no deadlock).
+struct Locked {
+    guards: Vec<(Ino, parking_lot::ArcRwLockWriteGuard<parking_lot::RawRwLock, InodeState>)>,
+}
+
+impl Locked {
+    fn get(&mut self, ino: Ino) -> &mut InodeState {
+        let i = self.guards.iter().position(|(i, _)| *i == ino).unwrap_or(0);
+        &mut self.guards[i].1
+    }
 }
 
 impl Fs {
-    /// Mount the zpmfs image on `path` (a /dev/pmem, /dev/dax or a file).
-    pub fn mount(_path: &Path, _opts: &MountOptions) -> Result<Fs> {
-        todo!()
+    pub(crate) fn assemble(
+        pm: PmRegion,
+        sb: Superblock,
+        alloc: Allocator,
+        itables: InodeTables,
+        read_only: bool,
+    ) -> Fs {
+        let journals = Journals::new(sb.journals, sb.cpus);
+        Fs {
+            pm,
+            sb,
+            alloc,
+            itables,
+            journals,
+            cache: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            rename_lock: Mutex::new(()),
+            read_only,
+            report: MountReport::default(),
+            unmounted: AtomicBool::new(false),
+        }
     }
+
     /// What mount found.
     pub fn mount_report(&self) -> MountReport {
-        todo!()
+        self.report.clone()
     }
-    /// Save allocator state and mark the image clean. Later calls fail with EIO.
-    pub fn unmount(&self) -> Result<()> {
-        todo!()
+
+    /// The superblock's label and UUID.
+    pub fn label(&self) -> String {
+        self.sb.label_str()
     }
-    pub fn lookup(&self, _parent: Ino, _name: &[u8]) -> Result<Attr> {
-        todo!()
+    pub fn uuid(&self) -> [u8; 16] {
+        self.sb.uuid
     }
-    pub fn getattr(&self, _ino: Ino) -> Result<Attr> {
-        todo!()
+
+    pub(crate) fn check_alive(&self) -> Result<()> {
+        if self.unmounted.load(Ordering::Acquire) {
+            return Err(Error::Io("filesystem is unmounted".into()));
+        }
+        Ok(())
     }
-    pub fn setattr(&self, _ino: Ino, _set: &SetAttr) -> Result<Attr> {
-        todo!()
+
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        self.check_alive()?;
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        Ok(())
     }
+
+    /// Load an inode from PM: its creation record, then its log replayed.
+    pub(crate) fn load_inode(&self, ino: Ino) -> Result<InodeState> {
+        let off = self.itables.offset(ino).ok_or(Error::NotFound)?;
+        if self.pm.read_u64(off + layout::inode::STATE)? != layout::inode::LIVE {
+            return Err(Error::NotFound);
+        }
+        let mut raw = [0u8; layout::INODE_SIZE as usize];
+        self.pm.read(off, &mut raw)?;
+        let creation = InodeCreation::decode(&raw, ino)?;
+        let mut st = InodeState::new(ino, off, &creation)?;
+        let head = self.pm.read_u64(off + layout::inode::LOG_HEAD)?;
+        let tail = self.pm.read_u64(off + layout::inode::LOG_TAIL)?;
+        let (entries, logstate) = log::replay(&self.pm, ino, head, tail, self.alloc.data_range())?;
+        for e in &entries {
+            st.apply(e).map_err(|err| Error::Corrupt(format!("inode {ino}: {err}")))?;
+        }
+        st.log = logstate;
+        Ok(st)
+    }
+
+    /// The inode, from the cache or loaded from PM.
+    pub(crate) fn inode(&self, ino: Ino) -> Result<InodeRef> {
+        let shard = &self.cache[(ino as usize) % SHARDS];
+        if let Some(i) = shard.lock().get(&ino) {
+            return Ok(i.clone());
+        }
+        let st = self.load_inode(ino)?;
+        let mut map = shard.lock();
+        Ok(map.entry(ino).or_insert_with(|| Arc::new(RwLock::new(st))).clone())
+    }
+
+    pub(crate) fn inode_cache_insert(&self, ino: Ino, r: InodeRef) -> Option<InodeRef> {
+        self.cache[(ino as usize) % SHARDS].lock().insert(ino, r)
+    }
+
+    pub(crate) fn forget_inode(&self, ino: Ino) {
+        self.cache[(ino as usize) % SHARDS].lock().remove(&ino);
+    }
+
+    pub(crate) fn cached_inodes(&self) -> Vec<InodeRef> {
+        self.cache.iter().flat_map(|s| s.lock().values().cloned().collect::<Vec<_>>()).collect()
+    }
+
+    fn lock_all(&self, inos: &[Ino]) -> Result<Locked> {
+        let mut inos = inos.to_vec();
+        inos.sort_unstable();
+        inos.dedup();
+        let mut refs = Vec::with_capacity(inos.len());
+        for &i in &inos {
+            refs.push((i, self.inode(i)?));
+        }
+        Ok(Locked { guards: refs.into_iter().map(|(i, r)| (i, r.write_arc())).collect() })
+    }
+
+    /// Append entries to one inode's log and commit them (the single-inode commit point).
+    /// Frees blocks the entries unmapped.
+    pub(crate) fn commit(&self, st: &mut InodeState, entries: Vec<Entry>) -> Result<()> {
+        let cpu = current_cpu();
+        let staged = log::stage(&self.pm, &self.alloc, cpu, st.ino, st.pm_off, &st.log, &entries)?;
+        log::commit_tail(&self.pm, st.pm_off, staged.new_tail)?;
+        st.log.apply_staged(&staged);
+        self.apply_all(st, &entries)?;
+        self.maybe_compact(st);
+        Ok(())
+    }
+
+    fn apply_all(&self, st: &mut InodeState, entries: &[Entry]) -> Result<()> {
+        for e in entries {
+            for x in st.apply(e)? {
+                self.alloc.free(x.start, x.len);
+            }
+        }
+        Ok(())
+    }
+
+    /// Append entries to several inodes' logs and commit all tails atomically (journaled).
+    fn commit_many(&self, locked: &mut Locked, parts: Vec<(Ino, Vec<Entry>)>) -> Result<()> {
+        let cpu = current_cpu();
+        let mut staged: Vec<(Ino, Staged)> = Vec::new();
+        for (ino, entries) in &parts {
+            let st = locked.get(*ino);
+            match log::stage(&self.pm, &self.alloc, cpu, st.ino, st.pm_off, &st.log, entries) {
+                Ok(s) => staged.push((*ino, s)),
+                Err(e) => {
+                    for (i, s) in staged {
+                        self.abandon(locked.get(i), s);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let words: Vec<(u64, u64)> = staged
+            .iter()
+            .map(|(i, s)| (locked.get(*i).pm_off + layout::inode::LOG_TAIL, s.new_tail))
+            .collect();
+        self.journals.update_words(&self.pm, cpu, &words)?;
+        for ((ino, entries), (_, s)) in parts.iter().zip(staged.iter()) {
+            let st = locked.get(*ino);
+            st.log.apply_staged(s);
+            self.apply_all(st, entries)?;
+        }
+        for (ino, _) in &parts {
+            self.maybe_compact(locked.get(*ino));
+        }
+        Ok(())
+    }
+
+    /// Give back what an uncommitted stage took.
+    fn abandon(&self, st: &InodeState, s: Staged) {
+        if s.new_head.is_some() {
+            let _ = self.pm.store_u64(st.pm_off + layout::inode::LOG_HEAD, 0);
+            self.pm.persist(st.pm_off + layout::inode::LOG_HEAD, 8);
+        }
+        for p in s.new_pages {
+            self.alloc.free(p, 1);
+        }
+    }
+
+    /// Rewrite a log that is mostly dead entries as a fresh chain holding only the live state,
+    /// then switch head and tail together through the journal.
+    fn maybe_compact(&self, st: &mut InodeState) {
+        let live = st.live_entries();
+        if st.log.entries < 64 || st.log.entries < 4 * live || st.log.pages.len() < 2 {
+            return;
+        }
+        // Compaction is an optimisation: on failure (no space) the old log stays valid.
+        let _ = self.compact(st);
+    }
+
+    pub(crate) fn compact(&self, st: &mut InodeState) -> Result<()> {
+        let cpu = current_cpu();
+        let entries = st.snapshot();
+        let chain = log::write_chain(&self.pm, &self.alloc, cpu, st.ino, &entries)?;
+        let words = [
+            (st.pm_off + layout::inode::LOG_HEAD, chain.new_head.unwrap_or(0)),
+            (st.pm_off + layout::inode::LOG_TAIL, chain.new_tail),
+        ];
+        if let Err(e) = self.journals.update_words(&self.pm, cpu, &words) {
+            for p in chain.new_pages {
+                self.alloc.free(p, 1);
+            }
+            return Err(e);
+        }
+        for p in std::mem::take(&mut st.log.pages) {
+            self.alloc.free(p, 1);
+        }
+        st.log = log::LogState::default();
+        st.log.apply_staged(&chain);
+        Ok(())
+    }
+
+    /// Free everything of an inode whose last link and last open handle are gone.
+    pub(crate) fn destroy(&self, st: &mut InodeState) -> Result<()> {
+        self.itables.release(&self.pm, st.ino)?;
+        for m in st.extents.all() {
+            self.alloc.free(m.block, m.pages);
+        }
+        for p in std::mem::take(&mut st.log.pages) {
+            self.alloc.free(p, 1);
+        }
+        st.extents = Default::default();
+        self.forget_inode(st.ino);
+        Ok(())
+    }
+
+    pub fn lookup(&self, parent: Ino, name: &[u8]) -> Result<Attr> {
+        self.check_alive()?;
+        if name.len() > NAME_MAX {
+            return Err(Error::NameTooLong);
+        }
+        let p = self.inode(parent)?;
+        let slot = {
+            let p = p.read();
+            let dir = p.dir.as_ref().ok_or(Error::NotDir)?;
+            match name {
+                b"." => DirSlot { ino: parent, cookie: 0, kind: FileKind::Directory },
+                b".." => DirSlot { ino: p.parent, cookie: 0, kind: FileKind::Directory },
+                _ => dir.get(name).ok_or(Error::NotFound)?,
+            }
+        };
+        self.getattr(slot.ino)
+    }
+
+    pub fn getattr(&self, ino: Ino) -> Result<Attr> {
+        self.check_alive()?;
+        Ok(self.inode(ino)?.read().attr())
+    }
+
+    pub fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
+        self.check_writable()?;
+        let r = self.inode(ino)?;
+        let mut st = r.write();
+        let now = Timespec::now();
+        let mut entries = Vec::new();
+        let mut size = st.size;
+        if let Some(new_size) = set.size {
+            match st.kind {
+                FileKind::Regular => {}
+                FileKind::Directory => return Err(Error::IsDir),
+                _ => return Err(Error::Invalid("size of a non-regular file")),
+            }
+            if new_size > MAX_FILE_SIZE {
+                return Err(Error::FileTooBig);
+            }
+            if new_size < st.size {
+                entries.extend(self.zero_tail_of_last_page(&st, new_size)?);
+            }
+            size = new_size;
+        }
+        let pick = |t: Option<TimeOrNow>, old: Timespec| match t {
+            Some(TimeOrNow::Now) => now,
+            Some(TimeOrNow::At(t)) => t,
+            None => old,
+        };
+        let mtime = if set.size.is_some() && set.mtime.is_none() { now } else { pick(set.mtime, st.mtime) };
+        entries.push(Entry::Attr {
+            mode: st.kind.mode_bits() | set.mode.map_or(st.perm as u32, |m| m & 0o7777),
+            uid: set.uid.unwrap_or(st.uid),
+            gid: set.gid.unwrap_or(st.gid),
+            size,
+            atime: pick(set.atime, st.atime),
+            mtime,
+            ctime: set.ctime.unwrap_or(now),
+        });
+        self.commit(&mut st, entries)?;
+        Ok(st.attr())
+    }
+
+    /// Create an inode of `mode`'s type under `parent` and link it as `name`.
+    fn create(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        mode: u32,
+        rdev: u32,
+        caller: Caller,
+        target: Option<&[u8]>,
+    ) -> Result<Attr> {
+        self.check_writable()?;
+        check_name(name)?;
+        let kind = FileKind::from_mode(mode).ok_or(Error::Invalid("file type"))?;
+        let p = self.inode(parent)?;
+        let mut pst = p.write();
+        if pst.dir.is_none() {
+            return Err(Error::NotDir);
+        }
+        if pst.nlink == 0 {
+            return Err(Error::NotFound);
+        }
+        if pst.dir.as_ref().is_some_and(|d| d.get(name).is_some()) {
+            return Err(Error::Exists);
+        }
+        if kind == FileKind::Directory && pst.links() >= LINK_MAX {
+            return Err(Error::TooManyLinks);
+        }
+        let mut perm = mode & 0o7777;
+        let mut gid = caller.gid;
+        if pst.perm as u32 & libc::S_ISGID != 0 {
+            gid = pst.gid;
+            if kind == FileKind::Directory {
+                perm |= libc::S_ISGID;
+            }
+        }
+        let cpu = current_cpu();
+        let (ino, off) = self.itables.allocate(&self.pm, &self.alloc, cpu)?;
+        let made = (|| {
+            let mut raw = [0u8; 8];
+            self.pm.read(off + 24, &mut raw[..4])?;
+            let generation = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]).wrapping_add(1);
+            let creation = InodeCreation {
+                generation,
+                mode: kind.mode_bits() | perm,
+                uid: caller.uid,
+                gid,
+                rdev,
+                flags: 0,
+                parent,
+                time: Timespec::now(),
+            };
+            self.pm.write(off, &creation.encode())?;
+            self.pm.persist(off, layout::INODE_SIZE);
+            self.pm.store_u64(off + layout::inode::STATE, layout::inode::LIVE)?;
+            self.pm.persist(off + layout::inode::STATE, 8);
+            let mut st = InodeState::new(ino, off, &creation)?;
+            if let Some(t) = target {
+                self.write_locked(&mut st, 0, t)?;
+            }
+            let cookie = pst.dir_mut()?.take_cookie();
+            let add = Entry::DentryAdd {
+                ino,
+                cookie,
+                kind: kind_code(kind),
+                time: creation.time,
+                name: name.to_vec(),
+            };
+            self.commit(&mut pst, vec![add])?;
+            Ok(st)
+        })();
+        match made {
+            Ok(st) => {
+                let attr = st.attr();
+                self.cache[(ino as usize) % SHARDS].lock().insert(ino, Arc::new(RwLock::new(st)));
+                Ok(attr)
+            }
+            Err(e) => {
+                // Not linked anywhere: give the slot and anything it took back.
+                if let Ok(mut st) = self.load_inode(ino) {
+                    let _ = self.destroy(&mut st);
+                } else {
+                    let _ = self.itables.release(&self.pm, ino);
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Create any non-directory inode: `mode` holds the type bits (S_IFREG, S_IFIFO, ...).
-    pub fn mknod(&self, _parent: Ino, _name: &[u8], _mode: u32, _rdev: u32, _caller: Caller) -> Result<Attr> {
-        todo!()
+    pub fn mknod(&self, parent: Ino, name: &[u8], mode: u32, rdev: u32, caller: Caller) -> Result<Attr> {
+        match FileKind::from_mode(mode) {
+            Some(FileKind::Directory) | Some(FileKind::Symlink) => {
+                Err(Error::Invalid("mknod of a directory or symlink"))
+            }
+            Some(_) => self.create(parent, name, mode, rdev, caller, None),
+            None => self.create(parent, name, mode | libc::S_IFREG, rdev, caller, None),
+        }
     }
-    pub fn mkdir(&self, _parent: Ino, _name: &[u8], _mode: u32, _caller: Caller) -> Result<Attr> {
-        todo!()
+
+    pub fn mkdir(&self, parent: Ino, name: &[u8], mode: u32, caller: Caller) -> Result<Attr> {
+        self.create(parent, name, libc::S_IFDIR | (mode & 0o7777), 0, caller, None)
     }
-    pub fn symlink(&self, _parent: Ino, _name: &[u8], _target: &[u8], _caller: Caller) -> Result<Attr> {
-        todo!()
+
+    pub fn symlink(&self, parent: Ino, name: &[u8], target: &[u8], caller: Caller) -> Result<Attr> {
+        if target.is_empty() {
+            return Err(Error::NotFound);
+        }
+        if target.len() > SYMLINK_MAX {
+            return Err(Error::NameTooLong);
+        }
+        self.create(parent, name, libc::S_IFLNK | 0o777, 0, caller, Some(target))
     }
-    pub fn readlink(&self, _ino: Ino) -> Result<Vec<u8>> {
-        todo!()
+
+    pub fn readlink(&self, ino: Ino) -> Result<Vec<u8>> {
+        self.check_alive()?;
+        let r = self.inode(ino)?;
+        let st = r.read();
+        if st.kind != FileKind::Symlink {
+            return Err(Error::Invalid("not a symlink"));
+        }
+        let mut buf = vec![0u8; st.size as usize];
+        let n = self.read_locked(&st, 0, &mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
     }
-    pub fn link(&self, _ino: Ino, _new_parent: Ino, _new_name: &[u8]) -> Result<Attr> {
-        todo!()
+
+    pub fn link(&self, ino: Ino, new_parent: Ino, new_name: &[u8]) -> Result<Attr> {
+        self.check_writable()?;
+        check_name(new_name)?;
+        let mut l = self.lock_all(&[ino, new_parent])?;
+        {
+            let p = l.get(new_parent);
+            let d = p.dir.as_ref().ok_or(Error::NotDir)?;
+            if d.get(new_name).is_some() {
+                return Err(Error::Exists);
+            }
+            if p.nlink == 0 {
+                return Err(Error::NotFound);
+            }
+        }
+        let (kind, nlink) = {
+            let s = l.get(ino);
+            (s.kind, s.nlink)
+        };
+        if kind == FileKind::Directory {
+            return Err(Error::NotPermitted);
+        }
+        if nlink == 0 {
+            return Err(Error::NotFound);
+        }
+        if nlink >= LINK_MAX {
+            return Err(Error::TooManyLinks);
+        }
+        let now = Timespec::now();
+        let cookie = l.get(new_parent).dir_mut()?.take_cookie();
+        let add = Entry::DentryAdd { ino, cookie, kind: kind_code(kind), time: now, name: new_name.to_vec() };
+        self.commit_many(
+            &mut l,
+            vec![(new_parent, vec![add]), (ino, vec![Entry::Link { nlink: nlink + 1, ctime: now }])],
+        )?;
+        Ok(l.get(ino).attr())
     }
-    pub fn unlink(&self, _parent: Ino, _name: &[u8]) -> Result<()> {
-        todo!()
+
+    /// Look a name up and lock the parent and the child, re-checking after locking.
+    fn lock_parent_child(&self, parent: Ino, name: &[u8]) -> Result<(Locked, DirSlot)> {
+        loop {
+            let slot = {
+                let p = self.inode(parent)?;
+                let p = p.read();
+                let d = p.dir.as_ref().ok_or(Error::NotDir)?;
+                d.get(name).ok_or(Error::NotFound)?
+            };
+            let mut l = self.lock_all(&[parent, slot.ino])?;
+            let now = l.get(parent).dir.as_ref().and_then(|d| d.get(name));
+            if now == Some(slot) {
+                return Ok((l, slot));
+            }
+        }
     }
-    pub fn rmdir(&self, _parent: Ino, _name: &[u8]) -> Result<()> {
-        todo!()
+
+    fn drop_link(&self, l: &mut Locked, ino: Ino) -> Result<()> {
+        let st = l.get(ino);
+        if st.nlink == 0 && st.open_count == 0 {
+            self.destroy(st)?;
+        }
+        Ok(())
     }
+
+    pub fn unlink(&self, parent: Ino, name: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        if name == b"." || name == b".." {
+            return Err(Error::Invalid("unlink of . or .."));
+        }
+        let (mut l, slot) = self.lock_parent_child(parent, name)?;
+        if slot.kind == FileKind::Directory {
+            return Err(Error::IsDir);
+        }
+        let now = Timespec::now();
+        let nlink = l.get(slot.ino).nlink.saturating_sub(1);
+        let del = Entry::DentryDel {
+            ino: slot.ino,
+            cookie: slot.cookie,
+            kind: kind_code(slot.kind),
+            time: now,
+            name: name.to_vec(),
+        };
+        self.commit_many(
+            &mut l,
+            vec![(parent, vec![del]), (slot.ino, vec![Entry::Link { nlink, ctime: now }])],
+        )?;
+        self.drop_link(&mut l, slot.ino)
+    }
+
+    pub fn rmdir(&self, parent: Ino, name: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        if name == b"." {
+            return Err(Error::Invalid("rmdir of ."));
+        }
+        if name == b".." {
+            return Err(Error::NotEmpty);
+        }
+        let (mut l, slot) = self.lock_parent_child(parent, name)?;
+        if slot.kind != FileKind::Directory {
+            return Err(Error::NotDir);
+        }
+        if !l.get(slot.ino).dir.as_ref().is_some_and(|d| d.is_empty()) {
+            return Err(Error::NotEmpty);
+        }
+        let now = Timespec::now();
+        let del = Entry::DentryDel {
+            ino: slot.ino,
+            cookie: slot.cookie,
+            kind: kind_code(slot.kind),
+            time: now,
+            name: name.to_vec(),
+        };
+        self.commit_many(
+            &mut l,
+            vec![(parent, vec![del]), (slot.ino, vec![Entry::Link { nlink: 0, ctime: now }])],
+        )?;
+        self.drop_link(&mut l, slot.ino)
+    }
+
+    /// Whether `dir` is `ancestor` or lies below it.
+    fn is_within(&self, dir: Ino, ancestor: Ino) -> Result<bool> {
+        let mut cur = dir;
+        for _ in 0..100_000 {
+            if cur == ancestor {
+                return Ok(true);
+            }
+            if cur == ROOT_INO {
+                return Ok(false);
+            }
+            cur = self.inode(cur)?.read().parent;
+        }
+        Err(Error::Corrupt(format!("directory {dir}: parent chain does not reach the root")))
+    }
+
     pub fn rename(
         &self,
-        _parent: Ino,
-        _name: &[u8],
-        _new_parent: Ino,
-        _new_name: &[u8],
-        _flags: RenameFlags,
+        parent: Ino,
+        name: &[u8],
+        new_parent: Ino,
+        new_name: &[u8],
+        flags: RenameFlags,
     ) -> Result<()> {
-        todo!()
+        self.check_writable()?;
+        if flags.noreplace && flags.exchange {
+            return Err(Error::Invalid("RENAME_NOREPLACE with RENAME_EXCHANGE"));
+        }
+        if name == b"." || name == b".." {
+            return Err(Error::Invalid("rename of . or .."));
+        }
+        check_name(new_name)?;
+        let _serial = self.rename_lock.lock();
+        let find = |dir: Ino, n: &[u8]| -> Result<Option<DirSlot>> {
+            let d = self.inode(dir)?;
+            let d = d.read();
+            Ok(d.dir.as_ref().ok_or(Error::NotDir)?.get(n))
+        };
+        // Other renames are excluded; creates and unlinks are not, so re-check under locks.
+        loop {
+            let src = find(parent, name)?.ok_or(Error::NotFound)?;
+            let dst = find(new_parent, new_name)?;
+            if let Some(d) = dst {
+                if d.ino == src.ino {
+                    return Ok(()); // both names are links to the same inode: POSIX says do nothing
+                }
+            }
+            if flags.exchange && dst.is_none() {
+                return Err(Error::NotFound);
+            }
+            if flags.noreplace && dst.is_some() {
+                return Err(Error::Exists);
+            }
+            // Ancestry only changes by rename, which we exclude: check it before locking
+            // (walking parents takes read locks).
+            if src.kind == FileKind::Directory
+                && new_parent != parent
+                && self.is_within(new_parent, src.ino)?
+            {
+                return Err(Error::Loop);
+            }
+            if let (Some(d), true) = (dst, flags.exchange) {
+                if d.kind == FileKind::Directory && new_parent != parent && self.is_within(parent, d.ino)? {
+                    return Err(Error::Loop);
+                }
+            }
+            let mut inos = vec![parent, new_parent, src.ino];
+            inos.extend(dst.map(|d| d.ino));
+            let mut l = self.lock_all(&inos)?;
+            let still = l.get(parent).dir.as_ref().and_then(|d| d.get(name)) == Some(src)
+                && l.get(new_parent).dir.as_ref().and_then(|d| d.get(new_name)) == dst;
+            if !still {
+                continue;
+            }
+            return self.rename_locked(&mut l, parent, name, new_parent, new_name, src, dst, flags);
+        }
     }
+
+    #[allow(clippy::too_many_arguments)]
+    fn rename_locked(
+        &self,
+        l: &mut Locked,
+        parent: Ino,
+        name: &[u8],
+        new_parent: Ino,
+        new_name: &[u8],
+        src: DirSlot,
+        dst: Option<DirSlot>,
+        flags: RenameFlags,
+    ) -> Result<()> {
+        let src_dir = src.kind == FileKind::Directory;
+        if l.get(new_parent).nlink == 0 {
+            return Err(Error::NotFound);
+        }
+        if let (Some(d), false) = (dst, flags.exchange) {
+            let dst_dir = d.kind == FileKind::Directory;
+            if src_dir && !dst_dir {
+                return Err(Error::NotDir);
+            }
+            if !src_dir && dst_dir {
+                return Err(Error::IsDir);
+            }
+            if dst_dir && !l.get(d.ino).dir.as_ref().is_some_and(|x| x.is_empty()) {
+                return Err(Error::NotEmpty);
+            }
+        }
+        if src_dir
+            && new_parent != parent
+            && dst.is_none_or(|d| d.kind != FileKind::Directory)
+            && l.get(new_parent).links() >= LINK_MAX
+        {
+            return Err(Error::TooManyLinks);
+        }
+        let now = Timespec::now();
+        let del = |s: DirSlot, n: &[u8]| Entry::DentryDel {
+            ino: s.ino,
+            cookie: s.cookie,
+            kind: kind_code(s.kind),
+            time: now,
+            name: n.to_vec(),
+        };
+        let mut parts: Vec<(Ino, Vec<Entry>)> = Vec::new();
+        let mut push = |ino: Ino, e: Entry| match parts.iter_mut().find(|(i, _)| *i == ino) {
+            Some((_, v)) => v.push(e),
+            None => parts.push((ino, vec![e])),
+        };
+        // Deletions first: within one directory log they must precede the additions.
+        push(parent, del(src, name));
+        if let Some(d) = dst {
+            push(new_parent, del(d, new_name));
+        }
+        let c1 = l.get(new_parent).dir_mut()?.take_cookie();
+        push(
+            new_parent,
+            Entry::DentryAdd {
+                ino: src.ino,
+                cookie: c1,
+                kind: kind_code(src.kind),
+                time: now,
+                name: new_name.to_vec(),
+            },
+        );
+        let src_nlink = l.get(src.ino).nlink;
+        push(src.ino, Entry::Link { nlink: src_nlink, ctime: now });
+        if src_dir && parent != new_parent {
+            push(src.ino, Entry::Parent { parent: new_parent });
+        }
+        let mut victim = None;
+        if let Some(d) = dst {
+            if flags.exchange {
+                let c2 = l.get(parent).dir_mut()?.take_cookie();
+                push(
+                    parent,
+                    Entry::DentryAdd {
+                        ino: d.ino,
+                        cookie: c2,
+                        kind: kind_code(d.kind),
+                        time: now,
+                        name: name.to_vec(),
+                    },
+                );
+                let dn = l.get(d.ino).nlink;
+                push(d.ino, Entry::Link { nlink: dn, ctime: now });
+                if d.kind == FileKind::Directory && parent != new_parent {
+                    push(d.ino, Entry::Parent { parent });
+                }
+            } else {
+                let dn = if d.kind == FileKind::Directory { 0 } else { l.get(d.ino).nlink.saturating_sub(1) };
+                push(d.ino, Entry::Link { nlink: dn, ctime: now });
+                victim = Some(d.ino);
+            }
+        }
+        self.commit_many(l, parts)?;
+        if let Some(v) = victim {
+            self.drop_link(l, v)?;
+        }
+        Ok(())
+    }
+
     /// An open file handle keeps an unlinked inode alive until [`Fs::release`].
-    pub fn open(&self, _ino: Ino) -> Result<()> {
-        todo!()
+    pub fn open(&self, ino: Ino) -> Result<()> {
+        self.check_alive()?;
+        self.inode(ino)?.write().open_count += 1;
+        Ok(())
     }
-    pub fn release(&self, _ino: Ino) -> Result<()> {
-        todo!()
+
+    pub fn release(&self, ino: Ino) -> Result<()> {
+        self.check_alive()?;
+        let r = self.inode(ino)?;
+        let mut st = r.write();
+        st.open_count = st.open_count.saturating_sub(1);
+        if st.open_count == 0 && st.nlink == 0 && !self.read_only {
+            self.destroy(&mut st)?;
+        }
+        Ok(())
     }
-    /// Read into `buf` from `offset`; returns the bytes read (short at end of file).
-    pub fn read(&self, _ino: Ino, _offset: u64, _buf: &mut [u8]) -> Result<usize> {
-        todo!()
-    }
-    /// Write `data` at `offset` (at the end of file when `append`); returns (bytes written, offset written at).
-    pub fn write(&self, _ino: Ino, _offset: u64, _data: &[u8], _append: bool) -> Result<(usize, u64)> {
-        todo!()
-    }
+
     /// Everything is durable when a call returns; this only checks that `ino` exists.
-    pub fn fsync(&self, _ino: Ino, _datasync: bool) -> Result<()> {
-        todo!()
+    pub fn fsync(&self, ino: Ino, _datasync: bool) -> Result<()> {
+        self.check_alive()?;
+        self.inode(ino).map(|_| ())
     }
-    pub fn fallocate(&self, _ino: Ino, _mode: FallocMode, _offset: u64, _len: u64) -> Result<()> {
-        todo!()
-    }
-    pub fn lseek(&self, _ino: Ino, _offset: u64, _whence: SeekWhence) -> Result<u64> {
-        todo!()
-    }
+
     /// Entries after `offset` (0 starts at the beginning, with "." and ".."), at most `max`.
-    pub fn readdir(&self, _ino: Ino, _offset: u64, _max: usize) -> Result<Vec<DirEntry>> {
-        todo!()
+    /// Offsets: "." is followed by 1, ".." by 2, an entry with cookie c by c + 3.
+    pub fn readdir(&self, ino: Ino, offset: u64, max: usize) -> Result<Vec<DirEntry>> {
+        self.check_alive()?;
+        let r = self.inode(ino)?;
+        let st = r.read();
+        let d = st.dir.as_ref().ok_or(Error::NotDir)?;
+        let mut out = Vec::new();
+        if offset == 0 && out.len() < max {
+            out.push(DirEntry { ino, next_offset: 1, kind: FileKind::Directory, name: b".".to_vec() });
+        }
+        if offset <= 1 && out.len() < max {
+            out.push(DirEntry {
+                ino: st.parent,
+                next_offset: 2,
+                kind: FileKind::Directory,
+                name: b"..".to_vec(),
+            });
+        }
+        let from = offset.saturating_sub(2);
+        for (name, s) in d.list_from(from, max - out.len()) {
+            out.push(DirEntry { ino: s.ino, next_offset: s.cookie + 3, kind: s.kind, name });
+        }
+        Ok(out)
     }
+
     pub fn statfs(&self) -> Result<StatFs> {
-        todo!()
-    }
-    pub fn setxattr(&self, _ino: Ino, _name: &[u8], _value: &[u8], _flags: XattrFlags) -> Result<()> {
-        todo!()
-    }
-    pub fn getxattr(&self, _ino: Ino, _name: &[u8]) -> Result<Vec<u8>> {
-        todo!()
-    }
-    /// Names, each followed by a NUL byte (the listxattr(2) format).
-    pub fn listxattr(&self, _ino: Ino) -> Result<Vec<u8>> {
-        todo!()
-    }
-    pub fn removexattr(&self, _ino: Ino, _name: &[u8]) -> Result<()> {
-        todo!()
-    }
-    /// The PM block backing the page at `offset`; with `for_write` a hole gets a zeroed block.
-    pub fn get_data_block(&self, _ino: Ino, _offset: u64, _for_write: bool) -> Result<Option<DataBlock>> {
-        todo!()
+        self.check_alive()?;
+        let free = self.alloc.free_blocks();
+        let free_inodes = self.itables.free_slots() + free * layout::INODES_PER_BLOCK;
+        Ok(StatFs {
+            block_size: BLOCK_SIZE as u32,
+            blocks: self.sb.blocks,
+            blocks_free: free,
+            blocks_avail: free,
+            files: self.itables.live() + free_inodes,
+            files_free: free_inodes,
+            name_max: NAME_MAX as u32,
+        })
     }
 }

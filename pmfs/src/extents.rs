@@ -1,0 +1,172 @@
+//! A file's block map (kept in DRAM, rebuilt from the log): file page -> PM block, as extents.
+
+use std::collections::BTreeMap;
+
+use crate::alloc::Extent;
+
+/// Mapped runs of a file: start page -> (first block, pages).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtentMap {
+    runs: BTreeMap<u64, (u64, u64)>,
+    mapped: u64,
+}
+
+/// One mapped piece of a range: `pages` pages from file page `page` live from `block` on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapping {
+    pub page: u64,
+    pub block: u64,
+    pub pages: u64,
+}
+
+impl ExtentMap {
+    /// Pages mapped in all.
+    pub fn mapped_pages(&self) -> u64 {
+        self.mapped
+    }
+    pub fn run_count(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// The block backing `page`, if any.
+    pub fn lookup(&self, page: u64) -> Option<u64> {
+        let (&s, &(b, n)) = self.runs.range(..=page).next_back()?;
+        (page < s + n).then(|| b + (page - s))
+    }
+
+    /// Unmap [page, page+count); returns the blocks that were mapped there.
+    pub fn remove(&mut self, page: u64, count: u64) -> Vec<Extent> {
+        let end = page.saturating_add(count);
+        let mut freed = Vec::new();
+        let keys: Vec<u64> = self
+            .runs
+            .range(..end)
+            .rev()
+            .take_while(|(&s, &(_, n))| s + n > page || s >= page)
+            .map(|(&s, _)| s)
+            .collect();
+        for s in keys {
+            let (b, n) = self.runs[&s];
+            if s + n <= page {
+                continue;
+            }
+            self.runs.remove(&s);
+            let cut_start = s.max(page);
+            let cut_end = (s + n).min(end);
+            if s < cut_start {
+                self.runs.insert(s, (b, cut_start - s));
+            }
+            if cut_end < s + n {
+                self.runs.insert(cut_end, (b + (cut_end - s), s + n - cut_end));
+            }
+            freed.push(Extent { start: b + (cut_start - s), len: cut_end - cut_start });
+            self.mapped -= cut_end - cut_start;
+        }
+        freed
+    }
+
+    /// Map [page, page+count) to blocks [block, block+count); returns blocks it replaced.
+    pub fn insert(&mut self, page: u64, block: u64, count: u64) -> Vec<Extent> {
+        let freed = self.remove(page, count);
+        let mut start = page;
+        let mut blk = block;
+        let mut len = count;
+        if let Some((&ps, &(pb, pn))) = self.runs.range(..page).next_back() {
+            if ps + pn == page && pb + pn == block {
+                self.runs.remove(&ps);
+                start = ps;
+                blk = pb;
+                len += pn;
+            }
+        }
+        if let Some(&(nb, nn)) = self.runs.get(&(page + count)) {
+            if nb == block + count {
+                self.runs.remove(&(page + count));
+                len += nn;
+            }
+        }
+        self.runs.insert(start, (blk, len));
+        self.mapped += count;
+        freed
+    }
+
+    /// The mapped pieces inside [page, page+count), in order.
+    pub fn mappings(&self, page: u64, count: u64) -> Vec<Mapping> {
+        let end = page.saturating_add(count);
+        let mut out = Vec::new();
+        let first = self.runs.range(..=page).next_back().map(|(&s, _)| s).unwrap_or(page);
+        for (&s, &(b, n)) in self.runs.range(first..end) {
+            let lo = s.max(page);
+            let hi = (s + n).min(end);
+            if lo < hi {
+                out.push(Mapping { page: lo, block: b + (lo - s), pages: hi - lo });
+            }
+        }
+        out
+    }
+
+    /// Every run, in page order.
+    pub fn all(&self) -> Vec<Mapping> {
+        self.runs.iter().map(|(&s, &(b, n))| Mapping { page: s, block: b, pages: n }).collect()
+    }
+
+    /// First mapped page at or after `page`.
+    pub fn next_mapped(&self, page: u64) -> Option<u64> {
+        if self.lookup(page).is_some() {
+            return Some(page);
+        }
+        self.runs.range(page..).next().map(|(&s, _)| s)
+    }
+
+    /// First unmapped page at or after `page`.
+    pub fn next_hole(&self, page: u64) -> u64 {
+        let mut p = page;
+        while let Some((&s, &(_, n))) = self.runs.range(..=p).next_back() {
+            if p < s + n {
+                p = s + n;
+            } else {
+                break;
+            }
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_merges_and_overwrite_returns_old_blocks() {
+        let mut m = ExtentMap::default();
+        assert!(m.insert(0, 100, 4).is_empty());
+        assert!(m.insert(4, 104, 2).is_empty());
+        assert_eq!(m.run_count(), 1);
+        let freed = m.insert(2, 500, 2);
+        assert_eq!(freed, vec![Extent { start: 102, len: 2 }]);
+        assert_eq!(m.lookup(1), Some(101));
+        assert_eq!(m.lookup(2), Some(500));
+        assert_eq!(m.lookup(4), Some(104));
+        assert_eq!(m.lookup(6), None);
+        assert_eq!(m.mapped_pages(), 6);
+    }
+
+    #[test]
+    fn remove_splits_runs_and_holes_are_found() {
+        let mut m = ExtentMap::default();
+        m.insert(10, 1000, 10);
+        let freed = m.remove(12, 3);
+        assert_eq!(freed, vec![Extent { start: 1002, len: 3 }]);
+        assert_eq!(m.mapped_pages(), 7);
+        assert_eq!(m.next_hole(10), 12);
+        assert_eq!(m.next_mapped(12), Some(15));
+        assert_eq!(m.next_mapped(20), None);
+        assert_eq!(
+            m.mappings(11, 6),
+            vec![Mapping { page: 11, block: 1001, pages: 1 }, Mapping { page: 15, block: 1005, pages: 2 }]
+        );
+        let all = m.remove(0, u64::MAX);
+        assert_eq!(all.iter().map(|e| e.len).sum::<u64>(), 7);
+        assert_eq!(m.mapped_pages(), 0);
+    }
+}

@@ -1,0 +1,218 @@
+//! An inode as the filesystem works with it (kept in DRAM): the creation record from PM plus
+//! the state its log replays to. [`InodeState::apply`] is the one place that gives each log
+//! entry its meaning, for live operations and for replay at mount alike.
+
+use std::collections::BTreeMap;
+
+use crate::alloc::Extent;
+use crate::dir::{kind_from_code, DirIndex, DirSlot};
+use crate::error::{Error, Result};
+use crate::extents::ExtentMap;
+use crate::layout::{Entry, InodeCreation, BLOCK_SIZE};
+use crate::log::LogState;
+use crate::vfs::{Attr, FileKind, Ino, Timespec};
+
+#[derive(Debug, Clone)]
+pub struct InodeState {
+    pub ino: Ino,
+    /// Device offset of the PM inode.
+    pub pm_off: u64,
+    pub kind: FileKind,
+    pub perm: u16,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u32,
+    /// Explicit link count (files); directories compute theirs from subdirectories.
+    pub nlink: u32,
+    pub size: u64,
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+    /// Parent directory (directories only).
+    pub parent: Ino,
+    pub extents: ExtentMap,
+    pub dir: Option<DirIndex>,
+    pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
+    pub log: LogState,
+    /// Open file handles; an unlinked inode lives until the last is released.
+    pub open_count: u32,
+}
+
+impl InodeState {
+    /// A freshly created inode, before any log entry.
+    pub fn new(ino: Ino, pm_off: u64, c: &InodeCreation) -> Result<InodeState> {
+        let kind = FileKind::from_mode(c.mode)
+            .ok_or_else(|| Error::Corrupt(format!("inode {ino}: bad file type in mode {:o}", c.mode)))?;
+        Ok(InodeState {
+            ino,
+            pm_off,
+            kind,
+            perm: (c.mode & 0o7777) as u16,
+            uid: c.uid,
+            gid: c.gid,
+            rdev: c.rdev,
+            nlink: 1,
+            size: 0,
+            atime: c.time,
+            mtime: c.time,
+            ctime: c.time,
+            parent: c.parent,
+            extents: ExtentMap::default(),
+            dir: (kind == FileKind::Directory).then(DirIndex::default),
+            xattrs: BTreeMap::new(),
+            log: LogState::default(),
+            open_count: 0,
+        })
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind == FileKind::Directory
+    }
+
+    /// Link count as stat shows it.
+    pub fn links(&self) -> u32 {
+        match &self.dir {
+            Some(d) if self.nlink > 0 => 2 + d.subdirs(),
+            _ => self.nlink,
+        }
+    }
+
+    pub fn attr(&self) -> Attr {
+        Attr {
+            ino: self.ino,
+            size: self.size,
+            blocks: self.extents.mapped_pages() * (BLOCK_SIZE / 512),
+            atime: self.atime,
+            mtime: self.mtime,
+            ctime: self.ctime,
+            kind: self.kind,
+            perm: self.perm,
+            nlink: self.links(),
+            uid: self.uid,
+            gid: self.gid,
+            rdev: self.rdev,
+            blksize: BLOCK_SIZE as u32,
+        }
+    }
+
+    pub fn dir_mut(&mut self) -> Result<&mut DirIndex> {
+        let ino = self.ino;
+        self.dir
+            .as_mut()
+            .ok_or_else(|| Error::Corrupt(format!("inode {ino}: directory entry in a non-directory")))
+    }
+
+    /// Give one log entry its effect. Returns the data blocks it unmapped (for the caller to
+    /// free when this is a live operation; replay drops them).
+    pub fn apply(&mut self, e: &Entry) -> Result<Vec<Extent>> {
+        let mut freed = Vec::new();
+        match e {
+            Entry::Attr { mode, uid, gid, size, atime, mtime, ctime } => {
+                self.perm = (*mode & 0o7777) as u16;
+                self.uid = *uid;
+                self.gid = *gid;
+                if *size != self.size {
+                    let keep = size.div_ceil(BLOCK_SIZE);
+                    freed = self.extents.remove(keep, u64::MAX - keep);
+                    self.size = *size;
+                }
+                self.atime = *atime;
+                self.mtime = *mtime;
+                self.ctime = *ctime;
+            }
+            Entry::Write { pgoff, block, nblocks, size, mtime } => {
+                freed = self.extents.insert(*pgoff, *block, *nblocks as u64);
+                self.size = *size;
+                self.mtime = *mtime;
+                self.ctime = *mtime;
+            }
+            Entry::Punch { pgoff, npages, mtime } => {
+                freed = self.extents.remove(*pgoff, *npages);
+                self.mtime = *mtime;
+                self.ctime = *mtime;
+            }
+            Entry::Link { nlink, ctime } => {
+                self.nlink = *nlink;
+                self.ctime = *ctime;
+            }
+            Entry::DentryAdd { ino, cookie, kind, time, name } => {
+                let kind = kind_from_code(*kind).ok_or_else(|| {
+                    Error::Corrupt(format!("inode {}: directory entry with kind {kind}", self.ino))
+                })?;
+                self.dir_mut()?.add(name.clone(), DirSlot { ino: *ino, cookie: *cookie, kind })?;
+                self.mtime = *time;
+                self.ctime = *time;
+            }
+            Entry::DentryDel { name, time, .. } => {
+                self.dir_mut()?.remove(name)?;
+                self.mtime = *time;
+                self.ctime = *time;
+            }
+            Entry::Parent { parent } => self.parent = *parent,
+            Entry::XattrSet { ctime, name, value } => {
+                self.xattrs.insert(name.clone(), value.clone());
+                self.ctime = *ctime;
+            }
+            Entry::XattrDel { ctime, name } => {
+                self.xattrs.remove(name);
+                self.ctime = *ctime;
+            }
+        }
+        Ok(freed)
+    }
+
+    /// Entries that rebuild this inode's state from nothing (for log compaction).
+    pub fn snapshot(&self) -> Vec<Entry> {
+        let mut out = Vec::new();
+        for m in self.extents.all() {
+            let mut page = m.page;
+            let mut left = m.pages;
+            while left > 0 {
+                let n = left.min(u32::MAX as u64);
+                out.push(Entry::Write {
+                    pgoff: page,
+                    block: m.block + (page - m.page),
+                    nblocks: n as u32,
+                    size: self.size,
+                    mtime: self.mtime,
+                });
+                page += n;
+                left -= n;
+            }
+        }
+        if let Some(d) = &self.dir {
+            for (name, s) in d.all() {
+                out.push(Entry::DentryAdd {
+                    ino: s.ino,
+                    cookie: s.cookie,
+                    kind: crate::dir::kind_code(s.kind),
+                    time: self.mtime,
+                    name,
+                });
+            }
+            out.push(Entry::Parent { parent: self.parent });
+        }
+        for (name, value) in &self.xattrs {
+            out.push(Entry::XattrSet { ctime: self.ctime, name: name.clone(), value: value.clone() });
+        }
+        out.push(Entry::Link { nlink: self.nlink, ctime: self.ctime });
+        out.push(Entry::Attr {
+            mode: self.kind.mode_bits() | self.perm as u32,
+            uid: self.uid,
+            gid: self.gid,
+            size: self.size,
+            atime: self.atime,
+            mtime: self.mtime,
+            ctime: self.ctime,
+        });
+        out
+    }
+
+    /// How many entries a compacted log would hold.
+    pub fn live_entries(&self) -> u64 {
+        self.extents.run_count() as u64
+            + self.dir.as_ref().map_or(0, |d| d.len() as u64 + 1)
+            + self.xattrs.len() as u64
+            + 2
+    }
+}

@@ -1,0 +1,257 @@
+//! Per-inode logs: chains of 4 KiB pages holding entries. New entries are written past the
+//! tail (invisible), then [`commit_tail`] makes them part of the inode with one atomic 8-byte
+//! store. Replay walks from the head page to the tail and returns the entries in order.
+
+use crate::alloc::Allocator;
+use crate::error::{Error, Result};
+use crate::layout::{self, kind, logpage, Entry, BLOCK_SIZE, LOG_HEADER, LOG_MAGIC};
+use crate::persist::PmRegion;
+
+/// Where an inode's log stands (kept in DRAM, mirrors the PM inode's head and tail).
+#[derive(Debug, Clone, Default)]
+pub struct LogState {
+    /// First page (block), 0 = none.
+    pub head: u64,
+    /// Device offset of the next entry; 0 = empty.
+    pub tail: u64,
+    /// Every page of the chain, head first.
+    pub pages: Vec<u64>,
+    /// Entries in the log (to decide when to compact it).
+    pub entries: u64,
+}
+
+/// Entries written past the tail but not yet committed.
+#[must_use = "staged entries are invisible until their tail is committed"]
+pub struct Staged {
+    pub new_tail: u64,
+    pub new_pages: Vec<u64>,
+    pub new_head: Option<u64>,
+    pub entries: u64,
+}
+
+fn page_of(off: u64) -> u64 {
+    off / BLOCK_SIZE
+}
+fn in_page(off: u64) -> u64 {
+    off % BLOCK_SIZE
+}
+
+fn write_page_header(pm: &PmRegion, page: u64, owner: u64) -> Result<()> {
+    let mut h = [0u8; LOG_HEADER as usize];
+    h[logpage::OWNER as usize..logpage::OWNER as usize + 8].copy_from_slice(&owner.to_le_bytes());
+    h[logpage::MAGIC as usize..logpage::MAGIC as usize + 4].copy_from_slice(&LOG_MAGIC.to_le_bytes());
+    pm.write(page * BLOCK_SIZE, &h)?;
+    pm.flush(page * BLOCK_SIZE, LOG_HEADER);
+    Ok(())
+}
+
+/// Write `entries` from `pos` on, moving to fresh pages as needed; returns the position
+/// after the last entry. Flushed but not fenced.
+fn append_entries(
+    pm: &PmRegion,
+    alloc: &Allocator,
+    cpu: usize,
+    owner: u64,
+    mut pos: u64,
+    entries: &[Entry],
+    new_pages: &mut Vec<u64>,
+) -> Result<u64> {
+    for e in entries {
+        let bytes = e.encode();
+        let len = bytes.len() as u64;
+        if in_page(pos) + len > BLOCK_SIZE || in_page(pos) == 0 {
+            // Mark the rest of this page unused, so replay skips whatever an uncommitted
+            // append left there, then link a fresh page.
+            if in_page(pos) != 0 && in_page(pos) + 8 <= BLOCK_SIZE {
+                pm.write(pos, &[kind::PAGE_END; 8])?;
+                pm.flush(pos, 8);
+            }
+            let cur = if in_page(pos) == 0 { page_of(pos) - 1 } else { page_of(pos) };
+            let page = alloc.alloc_one(cpu)?;
+            new_pages.push(page);
+            write_page_header(pm, page, owner)?;
+            pm.store_u64(cur * BLOCK_SIZE + logpage::NEXT, page)?;
+            pm.flush(cur * BLOCK_SIZE + logpage::NEXT, 8);
+            pos = page * BLOCK_SIZE + LOG_HEADER;
+        }
+        pm.write(pos, &bytes)?;
+        pm.flush(pos, len);
+        pos += len;
+    }
+    Ok(pos)
+}
+
+/// Write `entries` after the log's tail and make them durable, without committing them.
+/// A first page is linked from the inode's head field at once (a head with an empty tail is
+/// an empty log). Returns what [`commit_tail`] and [`LogState::apply_staged`] need.
+pub fn stage(
+    pm: &PmRegion,
+    alloc: &Allocator,
+    cpu: usize,
+    owner: u64,
+    inode_off: u64,
+    log: &LogState,
+    entries: &[Entry],
+) -> Result<Staged> {
+    let mut new_pages = Vec::new();
+    let mut new_head = None;
+    let result = (|| {
+        let pos = if log.tail != 0 {
+            log.tail
+        } else if log.head != 0 {
+            log.head * BLOCK_SIZE + LOG_HEADER
+        } else {
+            let page = alloc.alloc_one(cpu)?;
+            new_pages.push(page);
+            write_page_header(pm, page, owner)?;
+            pm.fence();
+            pm.store_u64(inode_off + layout::inode::LOG_HEAD, page)?;
+            pm.persist(inode_off + layout::inode::LOG_HEAD, 8);
+            new_head = Some(page);
+            page * BLOCK_SIZE + LOG_HEADER
+        };
+        let end = append_entries(pm, alloc, cpu, owner, pos, entries, &mut new_pages)?;
+        pm.fence();
+        Ok(end)
+    })();
+    match result {
+        Ok(new_tail) => Ok(Staged { new_tail, new_pages, new_head, entries: entries.len() as u64 }),
+        Err(e) => {
+            // Nothing was committed: give back every page this stage took, and unlink a head
+            // it set (a crash before this point leaves a head with an empty tail, which mount
+            // treats as an empty log).
+            if new_head.is_some() {
+                pm.store_u64(inode_off + layout::inode::LOG_HEAD, 0)?;
+                pm.persist(inode_off + layout::inode::LOG_HEAD, 8);
+            }
+            for p in &new_pages {
+                alloc.free(*p, 1);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Write a whole new chain holding `entries` (log compaction), linked from nowhere yet.
+pub fn write_chain(
+    pm: &PmRegion,
+    alloc: &Allocator,
+    cpu: usize,
+    owner: u64,
+    entries: &[Entry],
+) -> Result<Staged> {
+    let mut new_pages = Vec::new();
+    let result = (|| {
+        let head = alloc.alloc_one(cpu)?;
+        new_pages.push(head);
+        write_page_header(pm, head, owner)?;
+        let end =
+            append_entries(pm, alloc, cpu, owner, head * BLOCK_SIZE + LOG_HEADER, entries, &mut new_pages)?;
+        pm.fence();
+        Ok((head, end))
+    })();
+    match result {
+        Ok((head, new_tail)) => {
+            Ok(Staged { new_tail, new_pages, new_head: Some(head), entries: entries.len() as u64 })
+        }
+        Err(e) => {
+            for p in &new_pages {
+                alloc.free(*p, 1);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The commit point of a single-inode operation: store the new tail, flush, fence.
+pub fn commit_tail(pm: &PmRegion, inode_off: u64, new_tail: u64) -> Result<()> {
+    pm.store_u64(inode_off + layout::inode::LOG_TAIL, new_tail)?;
+    pm.persist(inode_off + layout::inode::LOG_TAIL, 8);
+    Ok(())
+}
+
+impl LogState {
+    /// Record in DRAM what a committed stage added.
+    pub fn apply_staged(&mut self, s: &Staged) {
+        if let Some(h) = s.new_head {
+            self.head = h;
+            self.pages.push(h);
+        }
+        for p in &s.new_pages {
+            if Some(*p) != s.new_head {
+                self.pages.push(*p);
+            }
+        }
+        self.tail = s.new_tail;
+        self.entries += s.entries;
+    }
+}
+
+/// Read back a log: every committed entry in order, and the pages of the chain.
+/// `data` is the allocatable block range; anything outside it is corruption.
+pub fn replay(
+    pm: &PmRegion,
+    owner: u64,
+    head: u64,
+    tail: u64,
+    data: (u64, u64),
+) -> Result<(Vec<Entry>, LogState)> {
+    let bad = |what: String| Error::Corrupt(format!("inode {owner} log: {what}"));
+    let check_page = |page: u64| -> Result<()> {
+        if page < data.0 || page >= data.1 {
+            return Err(bad(format!("page {page} is outside the data area")));
+        }
+        let magic = pm.read_u64(page * BLOCK_SIZE + logpage::MAGIC)? as u32;
+        let who = pm.read_u64(page * BLOCK_SIZE + logpage::OWNER)?;
+        if magic != LOG_MAGIC || who != owner {
+            return Err(bad(format!("page {page} is not a log page of this inode")));
+        }
+        Ok(())
+    };
+    let mut state = LogState { head, tail, pages: Vec::new(), entries: 0 };
+    let mut entries = Vec::new();
+    if head == 0 {
+        if tail != 0 {
+            return Err(bad("tail without head".into()));
+        }
+        return Ok((entries, state));
+    }
+    check_page(head)?;
+    state.pages.push(head);
+    if tail == 0 {
+        return Ok((entries, state));
+    }
+    let max_pages = data.1 - data.0;
+    let mut pos = head * BLOCK_SIZE + LOG_HEADER;
+    let mut hdr = [0u8; 8];
+    while pos != tail {
+        let at_end = in_page(pos) == 0 || in_page(pos) + 8 > BLOCK_SIZE || {
+            pm.read(pos, &mut hdr)?;
+            hdr[0] == kind::PAGE_END
+        };
+        if at_end {
+            if page_of(tail) == page_of(pos) && in_page(pos) != 0 {
+                return Err(bad(format!("tail {tail} is past the end of its entries")));
+            }
+            let cur = if in_page(pos) == 0 { page_of(pos) - 1 } else { page_of(pos) };
+            let next = pm.read_u64(cur * BLOCK_SIZE + logpage::NEXT)?;
+            check_page(next)?;
+            state.pages.push(next);
+            if state.pages.len() as u64 > max_pages {
+                return Err(bad("page chain loops".into()));
+            }
+            pos = next * BLOCK_SIZE + LOG_HEADER;
+            continue;
+        }
+        let len = Entry::header_len(&hdr) as u64;
+        if len < 8 || in_page(pos) + len > BLOCK_SIZE || (page_of(tail) == page_of(pos) && pos + len > tail) {
+            return Err(bad(format!("entry at {pos} has a bad length {len}")));
+        }
+        let mut buf = vec![0u8; len as usize];
+        pm.read(pos, &mut buf)?;
+        entries.push(Entry::decode(&buf).map_err(|e| bad(format!("at {pos}: {e}")))?);
+        pos += len;
+    }
+    state.entries = entries.len() as u64;
+    Ok((entries, state))
+}

@@ -1,0 +1,259 @@
+//! The filesystem library end to end: format, mount, every operation, unmount, mount again,
+//! and mount after a simulated crash (dropping the mount without unmounting).
+
+mod common;
+
+use common::Image;
+use pmfs::vfs::*;
+use pmfs::Error;
+
+const ME: Caller = Caller { uid: 1000, gid: 1000, pid: 1 };
+
+fn create(fs: &pmfs::Fs, parent: Ino, name: &str) -> Ino {
+    fs.mknod(parent, name.as_bytes(), libc::S_IFREG | 0o644, 0, ME).unwrap().ino
+}
+
+fn read_all(fs: &pmfs::Fs, ino: Ino) -> Vec<u8> {
+    let size = fs.getattr(ino).unwrap().size as usize;
+    let mut buf = vec![0u8; size];
+    let n = fs.read(ino, 0, &mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn names(fs: &pmfs::Fs, dir: Ino) -> Vec<String> {
+    let mut v: Vec<String> =
+        fs.readdir(dir, 0, 10000).unwrap().into_iter().map(|e| String::from_utf8(e.name).unwrap()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn files_survive_unmount_and_remount() {
+    let img = Image::new("remount", 64 << 20);
+    let fs = img.mount();
+    let d = fs.mkdir(ROOT_INO, b"dir", 0o755, ME).unwrap().ino;
+    let f = create(&fs, d, "file");
+    let data: Vec<u8> = (0..20000u32).map(|i| (i % 251) as u8).collect();
+    fs.write(f, 0, &data, false).unwrap();
+    fs.write(f, 5000, b"hello", false).unwrap();
+    fs.symlink(ROOT_INO, b"link", b"dir/file", ME).unwrap();
+    fs.setxattr(f, b"user.k", b"v", XattrFlags::default()).unwrap();
+    fs.unmount().unwrap();
+    drop(fs);
+
+    let fs = img.mount();
+    assert!(fs.mount_report().was_clean);
+    let d2 = fs.lookup(ROOT_INO, b"dir").unwrap();
+    assert_eq!(d2.kind, FileKind::Directory);
+    let f2 = fs.lookup(d2.ino, b"file").unwrap();
+    let mut expect = data.clone();
+    expect[5000..5005].copy_from_slice(b"hello");
+    assert_eq!(read_all(&fs, f2.ino), expect);
+    assert_eq!(fs.readlink(fs.lookup(ROOT_INO, b"link").unwrap().ino).unwrap(), b"dir/file");
+    assert_eq!(fs.getxattr(f2.ino, b"user.k").unwrap(), b"v");
+    assert_eq!(names(&fs, ROOT_INO), vec![".", "..", "dir", "link"]);
+}
+
+#[test]
+fn crash_without_unmount_recovers_everything_committed() {
+    let img = Image::new("crash", 64 << 20);
+    let fs = img.mount();
+    let a = create(&fs, ROOT_INO, "a");
+    fs.write(a, 0, &vec![7u8; 10000], false).unwrap();
+    let b = create(&fs, ROOT_INO, "b");
+    fs.link(b, ROOT_INO, b"b2").unwrap();
+    fs.unlink(ROOT_INO, b"b").unwrap();
+    let free_before = fs.statfs().unwrap().blocks_free;
+    // An open-unlinked file at crash time is an orphan: recovery frees it.
+    let o = create(&fs, ROOT_INO, "orphan");
+    fs.write(o, 0, &vec![1u8; 40960], false).unwrap();
+    fs.open(o).unwrap();
+    fs.unlink(ROOT_INO, b"orphan").unwrap();
+    drop(fs); // no unmount: as if the power went out
+
+    let fs = img.mount();
+    let r = fs.mount_report();
+    assert!(!r.was_clean);
+    assert_eq!(r.orphans_freed, 1);
+    assert_eq!(names(&fs, ROOT_INO), vec![".", "..", "a", "b2"]);
+    assert_eq!(read_all(&fs, fs.lookup(ROOT_INO, b"a").unwrap().ino), vec![7u8; 10000]);
+    assert_eq!(fs.lookup(ROOT_INO, b"b2").unwrap().nlink, 1);
+    assert_eq!(fs.statfs().unwrap().blocks_free, free_before);
+}
+
+#[test]
+fn rename_variants() {
+    let img = Image::new("rename", 32 << 20);
+    let fs = img.mount();
+    let d1 = fs.mkdir(ROOT_INO, b"d1", 0o755, ME).unwrap().ino;
+    let d2 = fs.mkdir(ROOT_INO, b"d2", 0o755, ME).unwrap().ino;
+    let x = create(&fs, d1, "x");
+    let y = create(&fs, d2, "y");
+    // Over an existing file: y is replaced and freed.
+    fs.rename(d1, b"x", d2, b"y", RenameFlags::default()).unwrap();
+    assert_eq!(fs.lookup(d2, b"y").unwrap().ino, x);
+    assert_eq!(fs.getattr(y), Err(Error::NotFound));
+    // NOREPLACE.
+    create(&fs, d1, "z");
+    let nr = RenameFlags { noreplace: true, exchange: false };
+    assert_eq!(fs.rename(d1, b"z", d2, b"y", nr), Err(Error::Exists));
+    // EXCHANGE.
+    let ex = RenameFlags { noreplace: false, exchange: true };
+    let z = fs.lookup(d1, b"z").unwrap().ino;
+    fs.rename(d1, b"z", d2, b"y", ex).unwrap();
+    assert_eq!(fs.lookup(d1, b"z").unwrap().ino, x);
+    assert_eq!(fs.lookup(d2, b"y").unwrap().ino, z);
+    // A directory into its own subtree.
+    let sub = fs.mkdir(d1, b"sub", 0o755, ME).unwrap().ino;
+    assert_eq!(fs.rename(ROOT_INO, b"d1", sub, b"loop", RenameFlags::default()), Err(Error::Loop));
+    // A directory across parents: link counts and ".." follow.
+    fs.rename(d1, b"sub", d2, b"sub", RenameFlags::default()).unwrap();
+    assert_eq!(fs.getattr(d1).unwrap().nlink, 2);
+    assert_eq!(fs.getattr(d2).unwrap().nlink, 3);
+    assert_eq!(fs.lookup(sub, b"..").unwrap().ino, d2);
+    // Over a non-empty directory.
+    create(&fs, sub, "f");
+    let e = fs.mkdir(ROOT_INO, b"e", 0o755, ME).unwrap().ino;
+    assert_eq!(fs.rename(ROOT_INO, b"e", d2, b"sub", RenameFlags::default()), Err(Error::NotEmpty));
+    let _ = e;
+    drop(fs);
+    let fs = img.mount();
+    assert_eq!(names(&fs, d2), vec![".", "..", "sub", "y"]);
+    assert_eq!(fs.lookup(sub, b"..").unwrap().ino, d2);
+}
+
+#[test]
+fn sparse_files_holes_and_fallocate() {
+    let img = Image::new("sparse", 64 << 20);
+    let fs = img.mount();
+    let f = create(&fs, ROOT_INO, "sparse");
+    fs.write(f, 1 << 40, b"end", false).unwrap(); // 1 TiB
+    let a = fs.getattr(f).unwrap();
+    assert_eq!(a.size, (1 << 40) + 3);
+    assert_eq!(a.blocks, 8);
+    assert_eq!(fs.lseek(f, 0, SeekWhence::Data).unwrap(), 1 << 40);
+    assert_eq!(fs.lseek(f, 0, SeekWhence::Hole).unwrap(), 0);
+    let mut b = [9u8; 3];
+    fs.read(f, 1 << 30, &mut b).unwrap();
+    assert_eq!(b, [0, 0, 0]);
+    fs.read(f, 1 << 40, &mut b).unwrap();
+    assert_eq!(&b, b"end");
+
+    let g = create(&fs, ROOT_INO, "g");
+    fs.write(g, 0, &vec![0xaa; 16384], false).unwrap();
+    fs.fallocate(g, FallocMode::PunchHole, 1000, 8192).unwrap();
+    let data = read_all(&fs, g);
+    assert_eq!(data.len(), 16384);
+    assert!(data[..1000].iter().all(|&c| c == 0xaa));
+    assert!(data[1000..9192].iter().all(|&c| c == 0));
+    assert!(data[9192..].iter().all(|&c| c == 0xaa));
+    assert_eq!(fs.lseek(g, 4096, SeekWhence::Hole).unwrap(), 4096);
+    fs.fallocate(g, FallocMode::Allocate { keep_size: true }, 0, 1 << 20).unwrap();
+    assert_eq!(fs.getattr(g).unwrap().size, 16384);
+    assert_eq!(fs.getattr(g).unwrap().blocks, (1 << 20) / 512);
+    fs.fallocate(g, FallocMode::ZeroRange { keep_size: false }, 100, 100).unwrap();
+    assert!(read_all(&fs, g)[100..200].iter().all(|&c| c == 0));
+    fs.fallocate(g, FallocMode::Allocate { keep_size: false }, 0, 1 << 21).unwrap();
+    assert_eq!(fs.getattr(g).unwrap().size, 1 << 21);
+    // Truncate down to an unaligned size then up: the cut-off bytes read as zeros.
+    fs.setattr(g, &SetAttr { size: Some(10), ..Default::default() }).unwrap();
+    fs.setattr(g, &SetAttr { size: Some(8000), ..Default::default() }).unwrap();
+    let d = read_all(&fs, g);
+    assert!(
+        d[..10].iter().all(|&c| c == 0xaa)
+            || d[..10].iter().enumerate().all(|(i, &c)| c == if i < 10 { 0xaa } else { 0 })
+    );
+    assert!(d[10..].iter().all(|&c| c == 0));
+    drop(fs);
+    let fs = img.mount();
+    assert_eq!(read_all(&fs, g), d);
+}
+
+#[test]
+fn unlink_rmdir_and_space_comes_back() {
+    let img = Image::new("space", 64 << 20);
+    let fs = img.mount();
+    let free0 = fs.statfs().unwrap().blocks_free;
+    let d = fs.mkdir(ROOT_INO, b"d", 0o755, ME).unwrap().ino;
+    for i in 0..300 {
+        let f = create(&fs, d, &format!("f{i}"));
+        fs.write(f, 0, &vec![i as u8; 5000], false).unwrap();
+    }
+    assert_eq!(fs.rmdir(ROOT_INO, b"d"), Err(Error::NotEmpty));
+    for i in 0..300 {
+        fs.unlink(d, format!("f{i}").as_bytes()).unwrap();
+    }
+    fs.rmdir(ROOT_INO, b"d").unwrap();
+    let free1 = fs.statfs().unwrap().blocks_free;
+    // Inode-table blocks stay allocated; the root's log keeps its pages.
+    assert!(free0 - free1 < 40, "{free0} -> {free1}");
+    fs.unmount().unwrap();
+    drop(fs);
+    let fs = img.mount();
+    assert_eq!(fs.statfs().unwrap().blocks_free, free1);
+}
+
+#[test]
+fn long_logs_are_compacted_and_replay_the_same() {
+    let img = Image::new("compact", 64 << 20);
+    let fs = img.mount();
+    let f = create(&fs, ROOT_INO, "f");
+    for i in 0..5000u32 {
+        fs.write(f, (i % 7) as u64 * 4096, &i.to_le_bytes(), false).unwrap();
+    }
+    let used = 64 * 256 - fs.statfs().unwrap().blocks_free;
+    assert!(used < 200, "log not compacted: {used} blocks used");
+    let before = read_all(&fs, f);
+    drop(fs);
+    let fs = img.mount();
+    assert_eq!(read_all(&fs, f), before);
+}
+
+#[test]
+fn full_device_gives_enospc_and_keeps_data() {
+    let img = Image::new("full", 16 << 20);
+    let fs = img.mount();
+    let f = create(&fs, ROOT_INO, "big");
+    let chunk = vec![0x5a; 1 << 20];
+    let mut written = 0u64;
+    loop {
+        match fs.write(f, written, &chunk, false) {
+            Ok((n, _)) => written += n as u64,
+            Err(e) => {
+                assert_eq!(e, Error::NoSpace);
+                break;
+            }
+        }
+    }
+    assert!(written >= 12 << 20);
+    let g = create(&fs, ROOT_INO, "small");
+    let _ = g;
+    fs.unlink(ROOT_INO, b"big").unwrap();
+    let h = create(&fs, ROOT_INO, "again");
+    fs.write(h, 0, &chunk, false).unwrap();
+    drop(fs);
+    let fs = img.mount();
+    assert_eq!(read_all(&fs, fs.lookup(ROOT_INO, b"again").unwrap().ino), chunk);
+}
+
+#[test]
+fn bad_superblock_is_repaired_from_replica_and_garbage_is_refused() {
+    let img = Image::new("sb", 32 << 20);
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&img.path).unwrap();
+        f.write_all_at(&[0xff; 64], 10).unwrap();
+    }
+    let fs = img.mount();
+    assert!(fs.mount_report().superblock_repaired);
+    drop(fs);
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&img.path).unwrap();
+        f.write_all_at(&[0xff; 64], 10).unwrap();
+        f.write_all_at(&[0xff; 64], 4096 + 10).unwrap();
+    }
+    let err = pmfs::Fs::mount(&img.path, &Default::default()).err().unwrap();
+    assert!(err.to_string().contains("superblock"), "{err}");
+}
