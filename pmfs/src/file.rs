@@ -13,6 +13,9 @@ use crate::vfs::*;
 impl Fs {
     /// Read from a locked inode (regular file or symlink).
     pub(crate) fn read_locked(&self, st: &InodeState, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        if st.dead {
+            return Err(Error::NotFound);
+        }
         if offset >= st.size {
             return Ok(0);
         }

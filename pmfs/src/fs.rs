@@ -183,6 +183,9 @@ impl Fs {
     /// Append entries to one inode's log and commit them (the single-inode commit point).
     /// Frees blocks the entries unmapped.
     pub(crate) fn commit(&self, st: &mut InodeState, entries: Vec<Entry>) -> Result<()> {
+        if st.dead {
+            return Err(Error::NotFound);
+        }
         let cpu = current_cpu();
         let staged = log::stage(&self.pm, &self.alloc, cpu, st.ino, st.pm_off, &st.log, &entries)?;
         log::commit_tail(&self.pm, st.pm_off, staged.new_tail)?;
@@ -203,6 +206,9 @@ impl Fs {
 
     /// Append entries to several inodes' logs and commit all tails atomically (journaled).
     fn commit_many(&self, locked: &mut Locked, parts: Vec<(Ino, Vec<Entry>)>) -> Result<()> {
+        if parts.iter().any(|(i, _)| locked.get(*i).dead) {
+            return Err(Error::NotFound);
+        }
         let cpu = current_cpu();
         let mut staged: Vec<(Ino, Staged)> = Vec::new();
         for (ino, entries) in &parts {
@@ -287,6 +293,7 @@ impl Fs {
             self.alloc.free(p, 1);
         }
         st.extents = Default::default();
+        st.dead = true;
         self.forget_inode(st.ino);
         Ok(())
     }

@@ -36,6 +36,8 @@ pub struct InodeState {
     pub log: LogState,
     /// Open file handles; an unlinked inode lives until the last is released.
     pub open_count: u32,
+    /// Freed on PM: a thread that fetched this inode before it was destroyed must not use it.
+    pub dead: bool,
 }
 
 impl InodeState {
@@ -62,6 +64,7 @@ impl InodeState {
             xattrs: BTreeMap::new(),
             log: LogState::default(),
             open_count: 0,
+            dead: false,
         })
     }
 
