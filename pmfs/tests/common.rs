@@ -13,6 +13,11 @@ pub struct Image {
 impl Image {
     pub fn new(tag: &str, size: u64) -> Image {
         let dir = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
+        Image::new_in(dir, tag, size)
+    }
+
+    /// An image in `dir`, e.g. on a disk filesystem where stores need msync to be durable.
+    pub fn new_in(dir: &str, tag: &str, size: u64) -> Image {
         let path = PathBuf::from(format!("{dir}/pmfs-test-{tag}-{}.img", std::process::id()));
         let f = std::fs::File::create(&path).unwrap();
         f.set_len(size).unwrap();

@@ -257,3 +257,16 @@ fn bad_superblock_is_repaired_from_replica_and_garbage_is_refused() {
     let err = pmfs::Fs::mount(&img.path, &Default::default()).err().unwrap();
     assert!(err.to_string().contains("superblock"), "{err}");
 }
+
+#[test]
+fn image_on_a_disk_filesystem_is_msynced_and_survives() {
+    let img = Image::new_in(env!("CARGO_TARGET_TMPDIR"), "disk", 32 << 20);
+    let fs = img.mount();
+    let f = create(&fs, ROOT_INO, "f");
+    fs.write(f, 100, b"on disk", false).unwrap();
+    drop(fs);
+    let fs = img.mount();
+    let mut b = [0u8; 7];
+    fs.read(fs.lookup(ROOT_INO, b"f").unwrap().ino, 100, &mut b).unwrap();
+    assert_eq!(&b, b"on disk");
+}
