@@ -25,6 +25,8 @@ pub struct MountOptions {
     /// Refuse every change (EROFS). A read-only mount of an image that was not cleanly
     /// unmounted fails, since recovery would have to write.
     pub read_only: bool,
+    /// Crash testing: record every PM store, flush and fence (mount's own included).
+    pub recorder: Option<std::sync::Arc<crate::persist::Recorder>>,
 }
 
 /// What mount found and did, for the mount message.

@@ -13,6 +13,9 @@ use std::fs::File;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 
@@ -71,6 +74,67 @@ pub struct PmRegion {
     writable: bool,
     backing: Backing,
     flush_kind: FlushKind,
+    /// Crash testing: every store, flush and fence is also logged here.
+    recorder: Option<Arc<Recorder>>,
+}
+
+/// One persistence event, as the crash simulator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PmEvent {
+    /// Ordinary (cached) store: durable once its lines are flushed and a fence follows.
+    Store {
+        off: u64,
+        data: Vec<u8>,
+    },
+    /// Non-temporal store: durable once a fence follows.
+    NtStore {
+        off: u64,
+        data: Vec<u8>,
+    },
+    /// Cache lines written back (no ordering until the next fence).
+    Flush {
+        off: u64,
+        len: u64,
+    },
+    Fence,
+    /// A workload marker (operation begin or end), from [`Recorder::mark`].
+    Mark(u64),
+}
+
+/// Collects [`PmEvent`]s for the crash simulator (recording mode of the persistence module).
+#[derive(Default)]
+pub struct Recorder {
+    events: Mutex<Vec<PmEvent>>,
+}
+
+impl Recorder {
+    pub fn new() -> Arc<Recorder> {
+        Arc::new(Recorder::default())
+    }
+    fn push(&self, e: PmEvent) {
+        self.events.lock().push(e);
+    }
+    /// Put a workload marker between events.
+    pub fn mark(&self, m: u64) {
+        self.push(PmEvent::Mark(m));
+    }
+    /// Events recorded so far.
+    pub fn len(&self) -> usize {
+        self.events.lock().len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Take everything recorded so far.
+    pub fn take(&self) -> Vec<PmEvent> {
+        std::mem::take(&mut *self.events.lock())
+    }
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Recorder({} events)", self.len())
+    }
 }
 
 // SAFETY: the mapping is shared memory that lives until Drop; all access goes through methods
@@ -116,7 +180,19 @@ impl PmRegion {
                 std::io::Error::last_os_error()
             )));
         }
-        Ok(PmRegion { base: base as *mut u8, len, writable, backing, flush_kind: detect_flush() })
+        Ok(PmRegion {
+            base: base as *mut u8,
+            len,
+            writable,
+            backing,
+            flush_kind: detect_flush(),
+            recorder: None,
+        })
+    }
+
+    /// Record every later store, flush and fence into `recorder` (crash testing).
+    pub fn set_recorder(&mut self, recorder: Option<Arc<Recorder>>) {
+        self.recorder = recorder;
     }
 
     /// Size of the mapping in bytes.
@@ -176,6 +252,9 @@ impl PmRegion {
         // unless it was read from it, in which case copy_nonoverlapping's rule still holds
         // because callers never pass a slice of the mapping itself.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.add(off as usize), data.len()) };
+        if let Some(r) = &self.recorder {
+            r.push(PmEvent::Store { off, data: data.to_vec() });
+        }
         Ok(())
     }
 
@@ -188,6 +267,9 @@ impl PmRegion {
         // SAFETY: in bounds and 8-byte aligned.
         let word = unsafe { &*(self.base.add(off as usize) as *const AtomicU64) };
         word.store(value.to_le(), Ordering::Release);
+        if let Some(r) = &self.recorder {
+            r.push(PmEvent::Store { off, data: value.to_le_bytes().to_vec() });
+        }
         Ok(())
     }
 
@@ -225,6 +307,12 @@ impl PmRegion {
         }
         if self.backing == Backing::PageCache && body > 0 {
             self.note_dirty(off + head, body);
+        }
+        if let (Some(r), true) = (&self.recorder, body > 0) {
+            r.push(PmEvent::NtStore {
+                off: off + head,
+                data: data[head as usize..(head + body) as usize].to_vec(),
+            });
         }
         let tail = len - head - body;
         if tail > 0 {
@@ -301,6 +389,9 @@ impl PmRegion {
         if self.backing == Backing::PageCache {
             self.note_dirty(off, len);
         }
+        if let Some(r) = &self.recorder {
+            r.push(PmEvent::Flush { off, len });
+        }
     }
 
     fn note_dirty(&self, off: u64, len: u64) {
@@ -318,6 +409,9 @@ impl PmRegion {
         unsafe {
             std::arch::x86_64::_mm_sfence()
         };
+        if let Some(r) = &self.recorder {
+            r.push(PmEvent::Fence);
+        }
         if self.backing == Backing::PageCache {
             let ranges: Vec<(u64, u64)> = DIRTY.with(|d| {
                 let mut d = d.borrow_mut();

@@ -99,7 +99,8 @@ impl Fs {
                 dev.size()
             )));
         }
-        let pm = dev.map()?;
+        let mut pm = dev.map()?;
+        pm.set_recorder(opts.recorder.clone());
         let (sb, repaired) = read_superblock(&pm, path, !opts.read_only)?;
         let clean = pm.read_u64(STATE_BLOCK * BLOCK_SIZE + state::CLEAN)? == 1;
         if opts.read_only && !clean {
