@@ -55,7 +55,13 @@ impl Device {
                 path.display()
             )));
         };
+        lock_exclusive(&file, writable, path)?;
         Ok(Device { path: path.to_path_buf(), file, kind, size, writable })
+    }
+
+    /// Give up the device, keeping the file (and its lock) open.
+    pub fn into_file(self) -> File {
+        self.file
     }
 
     pub fn path(&self) -> &Path {
@@ -92,6 +98,26 @@ impl Device {
         };
         PmRegion::map(&self.file, self.size, self.writable, backing, &self.path)
     }
+}
+
+/// One writer at a time: a second mount or a mkfs of a mounted image must fail, not corrupt.
+/// Read-only opens share the lock with each other but not with a writer.
+fn lock_exclusive(file: &File, writable: bool, path: &Path) -> Result<()> {
+    let how = if writable { libc::LOCK_EX } else { libc::LOCK_SH };
+    // SAFETY: flock on an fd we own; no memory is passed.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), how | libc::LOCK_NB) };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(Error::Io(if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            format!(
+                "{} is in use (mounted, or being formatted or checked by another process)",
+                path.display()
+            )
+        } else {
+            format!("cannot lock {}: {err}", path.display())
+        }));
+    }
+    Ok(())
 }
 
 /// Memory-backed files need no msync; other files do unless MAP_SYNC works (a DAX filesystem).

@@ -79,6 +79,17 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The message without the "filesystem corrupt:" / "I/O error:" prefix, for wrapping
+    /// into a more specific error.
+    pub fn detail(&self) -> String {
+        match self {
+            Error::Corrupt(s) | Error::Io(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -63,6 +63,8 @@ pub struct Fs {
     pub(crate) read_only: bool,
     pub(crate) report: MountReport,
     pub(crate) unmounted: AtomicBool,
+    /// The device file, held open for its lock while mounted.
+    pub(crate) device_file: Option<std::fs::File>,
 }
 
 /// Write guards over several inodes, taken in inode-number order (no deadlock).
@@ -97,12 +99,19 @@ impl Fs {
             read_only,
             report: MountReport::default(),
             unmounted: AtomicBool::new(false),
+            device_file: None,
         }
     }
 
     /// What mount found.
     pub fn mount_report(&self) -> MountReport {
         self.report.clone()
+    }
+
+    /// The mapped device, for direct (DAX-style) access to blocks that get_data_block handed
+    /// out: transports and the crash simulator store through it like a mapping application.
+    pub fn device_region(&self) -> &PmRegion {
+        &self.pm
     }
 
     /// The superblock's label and UUID.
@@ -142,7 +151,7 @@ impl Fs {
         let tail = self.pm.read_u64(off + layout::inode::LOG_TAIL)?;
         let (entries, logstate) = log::replay(&self.pm, ino, head, tail, self.alloc.data_range())?;
         for e in &entries {
-            st.apply(e).map_err(|err| Error::Corrupt(format!("inode {ino}: {err}")))?;
+            st.apply(e).map_err(|err| Error::Corrupt(format!("inode {ino}: {}", err.detail())))?;
         }
         st.log = logstate;
         Ok(st)

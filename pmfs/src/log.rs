@@ -249,7 +249,7 @@ pub fn replay(
         }
         let mut buf = vec![0u8; len as usize];
         pm.read(pos, &mut buf)?;
-        entries.push(Entry::decode(&buf).map_err(|e| bad(format!("at {pos}: {e}")))?);
+        entries.push(Entry::decode(&buf).map_err(|e| bad(format!("at {pos}: {}", e.detail())))?);
         pos += len;
     }
     state.entries = entries.len() as u64;

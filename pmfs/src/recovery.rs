@@ -113,6 +113,7 @@ impl Fs {
         let (itables, live) = InodeTables::load(&pm, sb.inode_roots, sb.cpus, data)?;
         let alloc = Allocator::new(sb.data_start, sb.blocks, sb.cpus);
         let mut fs = Fs::assemble(pm, sb, alloc, itables, opts.read_only);
+        fs.device_file = Some(dev.into_file());
         fs.report.superblock_repaired = repaired;
         if clean && fs.load_saved_allocator()? {
             fs.report.was_clean = true;
@@ -121,7 +122,8 @@ impl Fs {
             fs.report.journals_rolled_back = fs.journals.recover(&fs.pm, |off| itables.is_inode_word(off))?;
             fs.rebuild(&live)?;
         }
-        let root = fs.inode(ROOT_INO).map_err(|e| Error::Corrupt(format!("root directory: {e}")))?;
+        let root =
+            fs.inode(ROOT_INO).map_err(|e| Error::Corrupt(format!("root directory: {}", e.detail())))?;
         if root.read().kind != FileKind::Directory {
             return Err(Error::Corrupt("root inode is not a directory".into()));
         }
@@ -173,7 +175,7 @@ impl Fs {
         for &ino in live {
             let st = self
                 .load_inode(ino)
-                .map_err(|e| Error::Corrupt(format!("inode {ino}: {e}; run fsck.zpmfs")))?;
+                .map_err(|e| Error::Corrupt(format!("{}; run fsck.zpmfs", e.detail())))?;
             loaded.insert(ino, st);
         }
         if !loaded.contains_key(&ROOT_INO) {

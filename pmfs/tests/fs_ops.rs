@@ -270,3 +270,13 @@ fn image_on_a_disk_filesystem_is_msynced_and_survives() {
     fs.read(fs.lookup(ROOT_INO, b"f").unwrap().ino, 100, &mut b).unwrap();
     assert_eq!(&b, b"on disk");
 }
+
+#[test]
+fn a_mounted_image_cannot_be_mounted_again() {
+    let img = Image::new("twice", 16 << 20);
+    let fs = img.mount();
+    let err = pmfs::Fs::mount(&img.path, &Default::default()).err().unwrap();
+    assert!(err.to_string().contains("in use"), "{err}");
+    drop(fs);
+    img.mount();
+}

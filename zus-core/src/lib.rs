@@ -1,1 +1,19 @@
-//! zus: the user-mode server.
+//! zus: the user-mode server of zpmfs.
+//!
+//! Filesystems implement the transport-neutral [`fs_api::ZusFs`] (zpmfs does, in [`zpmfs`]);
+//! transports serve it: [`fuse`] over /dev/fuse (zuf.ko, the kernel transport, comes later).
+//! [`server`] is `zus mount`: mount, serve, unmount cleanly.
+//!
+//! The only unsafe code is the fork in [`daemon`].
+
+#![deny(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod fs_api;
+pub mod fuse;
+pub mod logger;
+pub mod options;
+pub mod server;
+pub mod zpmfs;

@@ -1,0 +1,62 @@
+//! The transport-neutral filesystem interface of zus.
+//!
+//! Every transport (FUSE today, zuf.ko later) decodes its requests into calls of [`ZusFs`] and
+//! encodes the results back; a filesystem implementation knows nothing of the transports.
+//! The methods mirror the VFS operations; every call is durable when it returns.
+
+use std::path::Path;
+
+pub use pmfs::vfs::*;
+pub use pmfs::{Error, MountOptions, MountReport, Result};
+
+/// A filesystem served by zus. Shared by all server threads, hence `&self` and `Send + Sync`.
+pub trait ZusFs: Send + Sync {
+    /// Mount the image or device at `path`.
+    fn mount(path: &Path, opts: &MountOptions) -> Result<Self>
+    where
+        Self: Sized;
+    /// What mount found and did (for the mount message).
+    fn mount_report(&self) -> MountReport;
+    /// Make the image clean; later calls fail.
+    fn unmount(&self) -> Result<()>;
+
+    fn lookup(&self, parent: Ino, name: &[u8]) -> Result<Attr>;
+    fn getattr(&self, ino: Ino) -> Result<Attr>;
+    fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr>;
+    /// Create a non-directory inode; `mode` holds the type bits.
+    fn mknod(&self, parent: Ino, name: &[u8], mode: u32, rdev: u32, caller: Caller) -> Result<Attr>;
+    fn mkdir(&self, parent: Ino, name: &[u8], mode: u32, caller: Caller) -> Result<Attr>;
+    fn symlink(&self, parent: Ino, name: &[u8], target: &[u8], caller: Caller) -> Result<Attr>;
+    fn readlink(&self, ino: Ino) -> Result<Vec<u8>>;
+    fn link(&self, ino: Ino, new_parent: Ino, new_name: &[u8]) -> Result<Attr>;
+    fn unlink(&self, parent: Ino, name: &[u8]) -> Result<()>;
+    fn rmdir(&self, parent: Ino, name: &[u8]) -> Result<()>;
+    fn rename(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        new_parent: Ino,
+        new_name: &[u8],
+        flags: RenameFlags,
+    ) -> Result<()>;
+    /// An open handle keeps an unlinked inode alive until [`ZusFs::release`].
+    fn open(&self, ino: Ino) -> Result<()>;
+    fn release(&self, ino: Ino) -> Result<()>;
+    /// Read into `buf` from `offset`; returns the bytes read (short at end of file).
+    fn read(&self, ino: Ino, offset: u64, buf: &mut [u8]) -> Result<usize>;
+    /// Write at `offset` (at end of file when `append`); returns (bytes written, offset written at).
+    fn write(&self, ino: Ino, offset: u64, data: &[u8], append: bool) -> Result<(usize, u64)>;
+    fn fsync(&self, ino: Ino, datasync: bool) -> Result<()>;
+    fn fallocate(&self, ino: Ino, mode: FallocMode, offset: u64, len: u64) -> Result<()>;
+    fn lseek(&self, ino: Ino, offset: u64, whence: SeekWhence) -> Result<u64>;
+    /// Entries after `offset` (0 starts at the beginning), at most `max`.
+    fn readdir(&self, ino: Ino, offset: u64, max: usize) -> Result<Vec<DirEntry>>;
+    fn statfs(&self) -> Result<StatFs>;
+    fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], flags: XattrFlags) -> Result<()>;
+    fn getxattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>>;
+    /// Names, each followed by a NUL byte (the listxattr(2) format).
+    fn listxattr(&self, ino: Ino) -> Result<Vec<u8>>;
+    fn removexattr(&self, ino: Ino, name: &[u8]) -> Result<()>;
+    /// The PM block backing the page at `offset`, for DAX mmap (zuf.ko only).
+    fn get_data_block(&self, ino: Ino, offset: u64, for_write: bool) -> Result<Option<DataBlock>>;
+}
