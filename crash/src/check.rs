@@ -155,6 +155,12 @@ fn usable(path: &Path, fs: Fs, snap: &Snapshot) -> std::result::Result<(), Strin
     }
     fs.unmount().map_err(|e| format!("unmount: {e}"))?;
     drop(fs);
+    let opts = pmfs::fsck::FsckOptions { mode: pmfs::fsck::FsckMode::Check, force: true };
+    let report = pmfs::fsck::fsck(path, &opts).map_err(|e| format!("fsck -n -f: {e}"))?;
+    if !report.problems.is_empty() {
+        let found: Vec<&str> = report.problems.iter().map(|p| p.what.as_str()).collect();
+        return Err(format!("fsck -n -f found: {}", found.join("; ")));
+    }
     let fs = mount(path, None).map_err(|e| format!("mount after recovery and use: {e}"))?;
     if !fs.mount_report().was_clean {
         return Err("not clean after a clean unmount".into());

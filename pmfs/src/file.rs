@@ -212,7 +212,9 @@ impl Fs {
             return Ok(Vec::new());
         }
         let zeros = vec![0u8; (BLOCK_SIZE - within) as usize];
-        Ok(self.cow_pages(st, page, 1, &zeros, within, false, new_size)?.0)
+        // The entry keeps the old size: the Attr entry after it is what changes the size, and
+        // only a size change drops the pages past the new end.
+        Ok(self.cow_pages(st, page, 1, &zeros, within, false, st.size)?.0)
     }
 
     /// Zero [from, to) inside one page by copy-on-write, if that page is mapped.

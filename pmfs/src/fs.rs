@@ -206,6 +206,18 @@ impl Fs {
         Ok(())
     }
 
+    /// Like [`Fs::commit`], but blocks the entries unmap are not returned to the allocator
+    /// (fsck dropping a mapping to a block that belongs to someone else).
+    pub(crate) fn commit_without_freeing(&self, st: &mut InodeState, entries: Vec<Entry>) -> Result<()> {
+        let staged = log::stage(&self.pm, &self.alloc, current_cpu(), st.ino, st.pm_off, &st.log, &entries)?;
+        log::commit_tail(&self.pm, st.pm_off, staged.new_tail)?;
+        st.log.apply_staged(&staged);
+        for e in &entries {
+            st.apply(e)?;
+        }
+        Ok(())
+    }
+
     fn apply_all(&self, st: &mut InodeState, entries: &[Entry]) -> Result<()> {
         for e in entries {
             for x in st.apply(e)? {

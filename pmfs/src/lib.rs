@@ -11,6 +11,7 @@ pub mod extents;
 pub mod file;
 pub mod format;
 pub mod fs;
+pub mod fsck;
 pub mod inode;
 pub mod itable;
 pub mod journal;

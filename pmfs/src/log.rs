@@ -187,6 +187,17 @@ impl LogState {
     }
 }
 
+/// A log read back as far as it is sound (for fsck).
+pub struct Partial {
+    /// Entries in order, each with its device offset.
+    pub entries: Vec<(u64, Entry)>,
+    /// The chain's pages that were reached (all of them when `error` is None).
+    pub state: LogState,
+    /// Where reading stopped early: the tail that keeps every sound entry, whether the head
+    /// page itself is unusable, and why.
+    pub error: Option<(u64, bool, Error)>,
+}
+
 /// Read back a log: every committed entry in order, and the pages of the chain.
 /// `data` is the allocatable block range; anything outside it is corruption.
 pub fn replay(
@@ -196,30 +207,45 @@ pub fn replay(
     tail: u64,
     data: (u64, u64),
 ) -> Result<(Vec<Entry>, LogState)> {
+    let p = replay_partial(pm, owner, head, tail, data)?;
+    if let Some((_, _, e)) = p.error {
+        return Err(e);
+    }
+    Ok((p.entries.into_iter().map(|(_, e)| e).collect(), p.state))
+}
+
+/// Read a log up to its tail or its first unsound part. Only device errors fail outright.
+pub fn replay_partial(pm: &PmRegion, owner: u64, head: u64, tail: u64, data: (u64, u64)) -> Result<Partial> {
     let bad = |what: String| Error::Corrupt(format!("inode {owner} log: {what}"));
-    let check_page = |page: u64| -> Result<()> {
+    let page_ok = |page: u64| -> Result<Option<Error>> {
         if page < data.0 || page >= data.1 {
-            return Err(bad(format!("page {page} is outside the data area")));
+            return Ok(Some(bad(format!("page {page} is outside the data area"))));
         }
         let magic = pm.read_u64(page * BLOCK_SIZE + logpage::MAGIC)? as u32;
         let who = pm.read_u64(page * BLOCK_SIZE + logpage::OWNER)?;
         if magic != LOG_MAGIC || who != owner {
-            return Err(bad(format!("page {page} is not a log page of this inode")));
+            return Ok(Some(bad(format!("page {page} is not a log page of this inode"))));
         }
-        Ok(())
+        Ok(None)
     };
-    let mut state = LogState { head, tail, pages: Vec::new(), entries: 0 };
-    let mut entries = Vec::new();
+    let mut out = Partial {
+        entries: Vec::new(),
+        state: LogState { head, tail, pages: Vec::new(), entries: 0 },
+        error: None,
+    };
     if head == 0 {
         if tail != 0 {
-            return Err(bad("tail without head".into()));
+            out.error = Some((0, true, bad("tail without head".into())));
         }
-        return Ok((entries, state));
+        return Ok(out);
     }
-    check_page(head)?;
-    state.pages.push(head);
+    if let Some(e) = page_ok(head)? {
+        out.error = Some((0, true, e));
+        return Ok(out);
+    }
+    out.state.pages.push(head);
     if tail == 0 {
-        return Ok((entries, state));
+        return Ok(out);
     }
     let max_pages = data.1 - data.0;
     let mut pos = head * BLOCK_SIZE + LOG_HEADER;
@@ -231,27 +257,39 @@ pub fn replay(
         };
         if at_end {
             if page_of(tail) == page_of(pos) && in_page(pos) != 0 {
-                return Err(bad(format!("tail {tail} is past the end of its entries")));
+                out.error = Some((pos, false, bad(format!("tail {tail} is past the end of its entries"))));
+                break;
             }
             let cur = if in_page(pos) == 0 { page_of(pos) - 1 } else { page_of(pos) };
             let next = pm.read_u64(cur * BLOCK_SIZE + logpage::NEXT)?;
-            check_page(next)?;
-            state.pages.push(next);
-            if state.pages.len() as u64 > max_pages {
-                return Err(bad("page chain loops".into()));
+            if let Some(e) = page_ok(next)? {
+                out.error = Some((pos, false, e));
+                break;
             }
+            if out.state.pages.len() as u64 >= max_pages {
+                out.error = Some((pos, false, bad("page chain loops".into())));
+                break;
+            }
+            out.state.pages.push(next);
             pos = next * BLOCK_SIZE + LOG_HEADER;
             continue;
         }
         let len = Entry::header_len(&hdr) as u64;
         if len < 8 || in_page(pos) + len > BLOCK_SIZE || (page_of(tail) == page_of(pos) && pos + len > tail) {
-            return Err(bad(format!("entry at {pos} has a bad length {len}")));
+            out.error = Some((pos, false, bad(format!("entry at {pos} has a bad length {len}"))));
+            break;
         }
         let mut buf = vec![0u8; len as usize];
         pm.read(pos, &mut buf)?;
-        entries.push(Entry::decode(&buf).map_err(|e| bad(format!("at {pos}: {}", e.detail())))?);
+        match Entry::decode(&buf) {
+            Ok(e) => out.entries.push((pos, e)),
+            Err(e) => {
+                out.error = Some((pos, false, bad(format!("at {pos}: {}", e.detail()))));
+                break;
+            }
+        }
         pos += len;
     }
-    state.entries = entries.len() as u64;
-    Ok((entries, state))
+    out.state.entries = out.entries.len() as u64;
+    Ok(out)
 }

@@ -21,16 +21,16 @@ use crate::persist::PmRegion;
 use crate::vfs::{FileKind, Ino, ROOT_INO};
 
 /// One bit per block, for the rebuild.
-struct BlockMap {
+pub(crate) struct BlockMap {
     bits: Vec<u64>,
 }
 
 impl BlockMap {
-    fn new(blocks: u64) -> BlockMap {
+    pub(crate) fn new(blocks: u64) -> BlockMap {
         BlockMap { bits: vec![0; blocks.div_ceil(64) as usize] }
     }
     /// Mark blocks used; error if any already was (two owners).
-    fn claim(&mut self, start: u64, len: u64, owner: &dyn Fn() -> String) -> Result<()> {
+    pub(crate) fn claim(&mut self, start: u64, len: u64, owner: &dyn Fn() -> String) -> Result<()> {
         for b in start..start + len {
             let (w, bit) = ((b / 64) as usize, b % 64);
             let word = self
@@ -44,12 +44,12 @@ impl BlockMap {
         }
         Ok(())
     }
-    fn is_used(&self, b: u64) -> bool {
+    pub(crate) fn is_used(&self, b: u64) -> bool {
         self.bits[(b / 64) as usize] & (1 << (b % 64)) != 0
     }
 }
 
-fn read_superblock(pm: &PmRegion, path: &Path, writable: bool) -> Result<(Superblock, bool)> {
+pub(crate) fn read_superblock(pm: &PmRegion, path: &Path, writable: bool) -> Result<(Superblock, bool)> {
     let blocks = pm.len() / BLOCK_SIZE;
     let mut b0 = [0u8; Superblock::SIZE];
     let mut b1 = [0u8; Superblock::SIZE];

@@ -1,0 +1,126 @@
+# zpmfs: the front door.
+#
+#   make mount    install what is needed, build, install, format $(IMAGE) on first use and
+#                 mount it at $(MNT) over FUSE
+#   make umount   unmount $(MNT)
+#   make test     build and run every test (what CI runs), with the quick crash tier
+#   make crash-test  the full crash-consistency tier (every pair of operations, long random runs)
+#
+# Override on the command line: make mount IMAGE=/dev/pmem0 MNT=/mnt/pm SIZE=4G
+
+IMAGE     ?= /dev/shm/zpmfs.img
+MNT       ?= /mnt/zpmfs
+SIZE      ?= 1G
+
+PREFIX    ?= /usr/local
+SBINDIR   ?= $(PREFIX)/sbin
+# mount(8) runs /sbin/mount.<type> for `mount -t fuse.zpmfs`.
+HELPERDIR ?= /sbin
+CONFDIR   ?= /etc/zpmfs
+CARGO     ?= cargo
+RELEASE   := target/release
+
+# What the tests use: attr (getfattr/setfattr), sqlite3, git, build-essential (cc, make), tar,
+# e2fsprogs (mkfs.ext4), util-linux (mount, umount, mkswap); fuse3 for the fusermount3 and
+# mount.fuse3 that FUSE users expect (zus itself mounts without them).
+DEPS      := fuse3 attr sqlite3 git build-essential tar e2fsprogs util-linux coreutils
+
+SUDO      := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+SHELL     := /bin/bash
+
+.PHONY: help build install deps mount umount test crash-test
+
+help:
+	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+
+build:
+	$(CARGO) build --release --workspace
+
+# Cargo cannot give a binary a name with a dot: install renames mkfs-zpmfs and mount_fuse_zpmfs.
+# mount(8) runs its helper with a minimal PATH (no /usr/local/sbin), and the helper runs the zus
+# beside its own (resolved) path: so the helper lives beside zus, and /sbin has a symlink to it.
+install: build
+	$(SUDO) install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(HELPERDIR) $(DESTDIR)$(CONFDIR)
+	$(SUDO) install -m 0755 $(RELEASE)/mkfs-zpmfs $(DESTDIR)$(SBINDIR)/mkfs.zpmfs
+	$(SUDO) install -m 0755 $(RELEASE)/fsck-zpmfs $(DESTDIR)$(SBINDIR)/fsck.zpmfs
+	$(SUDO) install -m 0755 $(RELEASE)/zus $(DESTDIR)$(SBINDIR)/zus
+	$(SUDO) install -m 0755 $(RELEASE)/mount_fuse_zpmfs $(DESTDIR)$(SBINDIR)/mount.fuse.zpmfs
+	@if [ "$(SBINDIR)" != "$(HELPERDIR)" ]; then \
+		echo "ln -sf $(SBINDIR)/mount.fuse.zpmfs $(DESTDIR)$(HELPERDIR)/mount.fuse.zpmfs"; \
+		$(SUDO) ln -sf $(SBINDIR)/mount.fuse.zpmfs $(DESTDIR)$(HELPERDIR)/mount.fuse.zpmfs; \
+	fi
+	@if [ -e $(DESTDIR)$(CONFDIR)/zus.toml ]; then \
+		echo "kept $(DESTDIR)$(CONFDIR)/zus.toml"; \
+	else \
+		$(SUDO) install -m 0644 configs/zus.toml $(DESTDIR)$(CONFDIR)/zus.toml; \
+	fi
+
+# Installs only what is missing, so it is quick on a machine that has everything.
+deps:
+	@missing=""; \
+	for p in $(DEPS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing </dev/null; \
+	else \
+		echo "deps: all installed ($(DEPS))"; \
+	fi
+	@command -v $(CARGO) >/dev/null || { \
+		echo "cargo not found: install a Rust toolchain (rustup, or apt-get install cargo on a recent release)"; \
+		exit 1; }
+
+mount: deps install
+	@set -e; \
+	mkdir -p $(MNT); \
+	if [ ! -e $(IMAGE) ]; then \
+		case "$(IMAGE)" in /dev/shm/*) ;; /dev/*) echo "$(IMAGE) does not exist"; exit 1 ;; esac; \
+		$(SUDO) $(SBINDIR)/mkfs.zpmfs -q -s $(SIZE) $(IMAGE); \
+		echo "Formatted $(IMAGE): a new $(SIZE) zpmfs image"; \
+	fi; \
+	if mountpoint -q $(MNT); then \
+		what="$$(findmnt -n -o SOURCE,FSTYPE --mountpoint $(MNT) | tail -1)"; \
+		case "$$what" in \
+			"$(IMAGE) fuse.zpmfs") echo "$(MNT) was already mounted" ;; \
+			*) echo "$(MNT) is already in use: $$what is mounted there"; exit 1 ;; \
+		esac; \
+	else \
+		$(SUDO) mount -t fuse.zpmfs $(IMAGE) $(MNT); \
+	fi; \
+	case "$(IMAGE)" in \
+		/dev/pmem*|/dev/dax*) kind="persistent memory" ;; \
+		*) if [ "$$(stat -f -c %T $(IMAGE))" = tmpfs ]; then kind="DRAM-emulated PM"; \
+		   else kind="an image file, msync'd"; fi ;; \
+	esac; \
+	echo "zpmfs mounted at $(MNT) over FUSE (image $(IMAGE), $$kind)"; \
+	echo "Unmount with: make umount   (or: umount $(MNT))"
+
+umount:
+	@if mountpoint -q $(MNT); then \
+		$(SUDO) umount $(MNT) && echo "Unmounted $(MNT)"; \
+	else \
+		echo "$(MNT) is not mounted"; \
+	fi
+
+# The integration tests run the binaries cargo built for the test profile: build them first.
+# nextest runs each test in its own process; it does not run doctests, so those run after.
+test:
+	$(CARGO) build --workspace --bins
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		echo "$(CARGO) nextest run --workspace"; \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		echo "$(CARGO) test --workspace (cargo-nextest not installed)"; \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+	$(CARGO) test --workspace --doc
+	$(CARGO) run --release -q -p zpmfs-crash -- --quick
+
+# Every single operation and every pair over the seeded tree (k=2 in-flight stores, with
+# crashes during recovery), then 200 random sequences of 8 operations. About 30 minutes.
+CRASH_SEED ?= 1
+crash-test:
+	$(CARGO) run --release -q -p zpmfs-crash -- --pairs all --random 200 --len 8 --seed $(CRASH_SEED)

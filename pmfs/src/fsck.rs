@@ -1,0 +1,520 @@
+//! fsck: check every structure of an unmounted zpmfs and repair what can be repaired.
+//!
+//! Checks: both superblock copies; the inode tables; every live inode's creation record, log
+//! chain and entry checksums; block ownership (no block used twice or outside the data area,
+//! none leaked); directory entries against the inodes they name; the tree's connectivity;
+//! link counts; directory parents; and, on a clean image, the saved allocator state.
+//! Modes follow e2fsck: check only (-n), preen (-p: only the safe repairs), repair (-y).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
+
+use crate::alloc::Allocator;
+use crate::device::Device;
+use crate::dir::kind_code;
+use crate::error::{Error, Result};
+use crate::fs::{Fs, MountOptions};
+use crate::inode::InodeState;
+use crate::itable::InodeTables;
+use crate::layout::{self, state, Entry, InodeCreation, Superblock, BLOCK_SIZE, STATE_BLOCK};
+use crate::log;
+use crate::recovery::{read_superblock, BlockMap};
+use crate::vfs::{Caller, FileKind, Ino, Timespec, ROOT_INO};
+
+/// How far fsck may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsckMode {
+    /// -n: change nothing.
+    Check,
+    /// -p: repair only what is safe without a human (superblock copies, link counts,
+    /// directory parents, allocator state).
+    Preen,
+    /// -y: repair everything repairable.
+    Repair,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FsckOptions {
+    pub mode: FsckMode,
+    /// -f: check even a cleanly unmounted image.
+    pub force: bool,
+}
+
+/// One inconsistency found.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub what: String,
+    pub fixed: bool,
+}
+
+/// What fsck found and did.
+#[derive(Debug, Clone, Default)]
+pub struct FsckReport {
+    pub problems: Vec<Problem>,
+    /// Things worth saying that are not inconsistencies (recovery that mount will do).
+    pub notes: Vec<String>,
+    pub was_clean: bool,
+    /// Clean and not forced: nothing was checked beyond the superblock.
+    pub skipped: bool,
+    pub label: String,
+    pub inodes: u64,
+    pub blocks_used: u64,
+    pub blocks: u64,
+}
+
+impl FsckReport {
+    /// e2fsck's exit codes: 0 clean, 1 errors corrected, 4 errors left uncorrected.
+    pub fn exit_code(&self) -> i32 {
+        if self.problems.iter().any(|p| !p.fixed) {
+            4
+        } else if self.problems.is_empty() {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// A repair that needs the filesystem's own operations (entries appended to logs).
+enum Action {
+    DelEntry { dir: Ino, name: Vec<u8>, ino: Ino, cookie: u64, kind: FileKind },
+    SetParent { dir: Ino, parent: Ino },
+    SetLink { ino: Ino, nlink: u32 },
+    Punch { ino: Ino, page: u64, pages: u64 },
+    Reconnect { ino: Ino },
+}
+
+struct Checker {
+    mode: FsckMode,
+    report: FsckReport,
+}
+
+impl Checker {
+    fn may_fix(&self, preen_safe: bool) -> bool {
+        self.mode == FsckMode::Repair || (self.mode == FsckMode::Preen && preen_safe)
+    }
+    /// Record a problem; true if the caller should repair it.
+    fn problem(&mut self, what: String, preen_safe: bool) -> bool {
+        let fix = self.may_fix(preen_safe);
+        self.report.problems.push(Problem { what, fixed: fix });
+        fix
+    }
+}
+
+/// Check (and in repair modes, repair) the zpmfs on `path`, which must not be mounted.
+pub fn fsck(path: &Path, opts: &FsckOptions) -> Result<FsckReport> {
+    let writable = opts.mode != FsckMode::Check;
+    let mut notes = Vec::new();
+    if writable {
+        // An image that crashed gets the same recovery mount would give it, first.
+        if let Ok(dev) = Device::open(path, false) {
+            let clean =
+                dev.map().and_then(|pm| pm.read_u64(STATE_BLOCK * BLOCK_SIZE + state::CLEAN)).unwrap_or(1);
+            drop(dev);
+            if clean != 1 {
+                if let Ok(fs) = Fs::mount(path, &MountOptions::default()) {
+                    let r = fs.mount_report();
+                    fs.unmount()?;
+                    notes.push(format!(
+                        "recovered an unclean shutdown: {} journal(s) rolled back, {} orphan inode(s) freed",
+                        r.journals_rolled_back, r.orphans_freed
+                    ));
+                }
+            }
+        }
+    }
+    let dev = Device::open(path, writable)?;
+    let pm = dev.map()?;
+    let blocks = pm.len() / BLOCK_SIZE;
+    let mut c = Checker { mode: opts.mode, report: FsckReport { notes, ..Default::default() } };
+
+    // Superblock and its replica.
+    let mut b0 = [0u8; Superblock::SIZE];
+    let mut b1 = [0u8; Superblock::SIZE];
+    pm.read(0, &mut b0)?;
+    pm.read(BLOCK_SIZE, &mut b1)?;
+    let sb = match (Superblock::decode(&b0, blocks), Superblock::decode(&b1, blocks)) {
+        (Ok(a), Ok(b)) if a == b => a,
+        (Ok(a), _) => {
+            if c.problem(
+                "the superblock replica (block 1) is damaged or differs from the superblock".into(),
+                true,
+            ) {
+                pm.write(BLOCK_SIZE, &a.encode())?;
+                pm.persist(BLOCK_SIZE, Superblock::SIZE as u64);
+            }
+            a
+        }
+        (Err(e), Ok(b)) => {
+            if c.problem(
+                format!("the superblock (block 0) is bad ({}); the replica is good", e.detail()),
+                true,
+            ) {
+                pm.write(0, &b.encode())?;
+                pm.persist(0, Superblock::SIZE as u64);
+            }
+            b
+        }
+        (Err(_), Err(_)) => {
+            return Err(read_superblock(&pm, path, false)
+                .err()
+                .unwrap_or(Error::Corrupt("no superblock".into())))
+        }
+    };
+    c.report.label = sb.label_str();
+    c.report.blocks = sb.blocks;
+    let st_block = STATE_BLOCK * BLOCK_SIZE;
+    let clean = pm.read_u64(st_block + state::CLEAN)? == 1;
+    c.report.was_clean = clean;
+    if clean && !opts.force && c.report.problems.is_empty() {
+        c.report.skipped = true;
+        c.report.inodes = pm.read_u64(st_block + state::SAVED_INODES)?;
+        return Ok(c.report);
+    }
+
+    let data = (sb.data_start, sb.blocks);
+    let (itables, live) = InodeTables::load(&pm, sb.inode_roots, sb.cpus, data)
+        .map_err(|e| Error::Corrupt(format!("inode tables: {}", e.detail())))?;
+    // Journals in flight: recovery will restore these words; read through them.
+    let mut overrides: HashMap<u64, u64> = HashMap::new();
+    if !clean {
+        c.report
+            .notes
+            .push("not cleanly unmounted: checking the state that recovery at mount will produce".into());
+        for j in 0..sb.cpus as u64 {
+            let base = (sb.journals + j) * BLOCK_SIZE;
+            let count = pm.read_u64(base + layout::journal::COUNT)?;
+            if count as usize > layout::JOURNAL_RECORDS {
+                c.problem(format!("journal {j}: impossible record count {count}"), false);
+                continue;
+            }
+            for r in 0..count {
+                let at = base + layout::journal::RECORDS + r * 16;
+                overrides.insert(pm.read_u64(at)?, pm.read_u64(at + 8)?);
+            }
+        }
+    }
+    let word =
+        |off: u64| -> Result<u64> { overrides.get(&off).copied().map_or_else(|| pm.read_u64(off), Ok) };
+
+    // Every live inode: creation record, then its log.
+    let mut loaded: HashMap<Ino, InodeState> = HashMap::new();
+    let mut live = live;
+    live.sort_unstable();
+    for &ino in &live {
+        let Some(off) = itables.offset(ino) else { continue };
+        let mut raw = [0u8; layout::INODE_SIZE as usize];
+        pm.read(off, &mut raw)?;
+        let st = InodeCreation::decode(&raw, ino).and_then(|cr| InodeState::new(ino, off, &cr));
+        let mut st = match st {
+            Ok(s) => s,
+            Err(e) => {
+                if c.problem(format!("inode {ino}: {}; the inode is cleared", e.detail()), false) {
+                    itables.release(&pm, ino)?;
+                }
+                continue;
+            }
+        };
+        let head = word(off + layout::inode::LOG_HEAD)?;
+        let tail = word(off + layout::inode::LOG_TAIL)?;
+        let partial = log::replay_partial(&pm, ino, head, tail, data)?;
+        let mut stop = partial.error.as_ref().map(|(t, h, e)| (*t, *h, e.detail()));
+        let total = partial.entries.len();
+        let mut applied = 0;
+        for (pos, e) in &partial.entries {
+            if let Err(err) = st.apply(e) {
+                stop = Some((*pos, false, format!("entry at {pos}: {}", err.detail())));
+                break;
+            }
+            applied += 1;
+        }
+        st.log = partial.state;
+        if let Some((good_tail, head_bad, why)) = stop {
+            let dropped = total - applied;
+            let msg = format!("inode {ino}: {why}; the log is cut there ({dropped} later entries dropped)");
+            if c.problem(msg, false) {
+                if head_bad {
+                    pm.store_u64(off + layout::inode::LOG_HEAD, 0)?;
+                    pm.store_u64(off + layout::inode::LOG_TAIL, 0)?;
+                    st.log = log::LogState::default();
+                } else {
+                    pm.store_u64(off + layout::inode::LOG_TAIL, good_tail)?;
+                    st.log.tail = good_tail;
+                }
+                pm.persist(off + layout::inode::LOG_HEAD, 16);
+            }
+        }
+        loaded.insert(ino, st);
+    }
+    let Some(root) = loaded.get(&ROOT_INO) else {
+        return Err(Error::Corrupt("the root directory (inode 1) is missing or unreadable".into()));
+    };
+    if root.kind != FileKind::Directory {
+        return Err(Error::Corrupt("inode 1 is not a directory".into()));
+    }
+
+    // Block ownership.
+    let mut actions = Vec::new();
+    let mut used = BlockMap::new(sb.blocks);
+    used.claim(0, sb.data_start, &|| "metadata".into())?;
+    for b in itables.metadata_blocks(&pm)? {
+        if b >= sb.blocks || used.claim(b, 1, &|| String::new()).is_err() {
+            c.problem(format!("inode table block {b} is used twice or outside the device"), false);
+        }
+    }
+    let mut inos: Vec<Ino> = loaded.keys().copied().collect();
+    inos.sort_unstable();
+    for &ino in &inos {
+        let st = &loaded[&ino];
+        for &p in &st.log.pages {
+            if used.claim(p, 1, &|| String::new()).is_err() {
+                c.problem(format!("inode {ino}: log page {p} is also used by something else"), false);
+            }
+        }
+        for m in st.extents.all() {
+            for i in 0..m.pages {
+                let b = m.block + i;
+                let bad = if b < sb.data_start || b >= sb.blocks {
+                    Some("outside the data area")
+                } else if used.claim(b, 1, &|| String::new()).is_err() {
+                    Some("also used by something else")
+                } else {
+                    None
+                };
+                if let Some(why) = bad {
+                    let page = m.page + i;
+                    if c.problem(format!("inode {ino}: file page {page} is in block {b}, which is {why}; the page becomes a hole"), false) {
+                        actions.push(Action::Punch { ino, page, pages: 1 });
+                    }
+                }
+            }
+        }
+    }
+
+    // The tree from the root: entries, parents, link counts.
+    let mut reached: HashSet<Ino> = HashSet::from([ROOT_INO]);
+    let mut names: HashMap<Ino, u32> = HashMap::new();
+    let mut queue = VecDeque::from([ROOT_INO]);
+    while let Some(dir) = queue.pop_front() {
+        let entries = loaded.get(&dir).and_then(|d| d.dir.as_ref()).map(|d| d.all()).unwrap_or_default();
+        for (name, slot) in entries {
+            let shown = String::from_utf8_lossy(&name).into_owned();
+            let target = loaded.get(&slot.ino);
+            let bad = match target {
+                None => Some(format!("names inode {} which is not in use", slot.ino)),
+                Some(t) if t.kind != slot.kind => {
+                    Some(format!("says {:?} but inode {} is {:?}", slot.kind, slot.ino, t.kind))
+                }
+                Some(t) if t.kind == FileKind::Directory && reached.contains(&slot.ino) => {
+                    Some(format!("is a second name of directory {}", slot.ino))
+                }
+                Some(t) if t.kind != FileKind::Directory && t.nlink == 0 => {
+                    Some(format!("names removed inode {}", slot.ino))
+                }
+                _ => None,
+            };
+            if let Some(why) = bad {
+                if c.problem(format!("directory {dir}: entry {shown:?} {why}; the entry is removed"), false) {
+                    actions.push(Action::DelEntry {
+                        dir,
+                        name,
+                        ino: slot.ino,
+                        cookie: slot.cookie,
+                        kind: slot.kind,
+                    });
+                }
+                continue;
+            }
+            reached.insert(slot.ino);
+            if slot.kind == FileKind::Directory {
+                queue.push_back(slot.ino);
+                let parent = loaded[&slot.ino].parent;
+                if parent != dir
+                    && c.problem(format!("directory {}: '..' is {parent}, should be {dir}", slot.ino), true)
+                {
+                    actions.push(Action::SetParent { dir: slot.ino, parent: dir });
+                }
+            } else {
+                *names.entry(slot.ino).or_default() += 1;
+            }
+        }
+    }
+    for (&ino, &n) in &names {
+        let have = loaded[&ino].nlink;
+        if have != n && c.problem(format!("inode {ino}: link count is {have}, should be {n}"), true) {
+            actions.push(Action::SetLink { ino, nlink: n });
+        }
+    }
+
+    // Unreachable inodes: orphans. After a crash, mount frees them; on a clean image they
+    // are lost files, reconnected to /lost+found.
+    let named_by_orphan_dir: HashSet<Ino> = loaded
+        .iter()
+        .filter(|(i, s)| !reached.contains(i) && s.dir.is_some())
+        .flat_map(|(_, s)| {
+            s.dir.as_ref().map(|d| d.all()).unwrap_or_default().into_iter().map(|(_, sl)| sl.ino)
+        })
+        .collect();
+    let mut orphans: Vec<Ino> = loaded.keys().filter(|i| !reached.contains(i)).copied().collect();
+    orphans.sort_unstable();
+    for ino in orphans {
+        let st = &loaded[&ino];
+        if !clean || (st.kind != FileKind::Directory && st.nlink == 0) {
+            c.report.notes.push(format!("inode {ino} is unlinked; mount frees it"));
+            continue;
+        }
+        if named_by_orphan_dir.contains(&ino) {
+            continue;
+        }
+        let what = format!(
+            "inode {ino} ({:?}, {} bytes) is not in any directory; it goes to /lost+found",
+            st.kind, st.size
+        );
+        if c.problem(what, false) {
+            actions.push(Action::Reconnect { ino });
+        }
+    }
+
+    // The allocator state a clean unmount saved must be exactly the blocks nobody uses.
+    let mut clear_clean = false;
+    if clean {
+        let count = pm.read_u64(st_block + state::SAVED_EXTENTS)?;
+        let mut free = BlockMap::new(sb.blocks);
+        let mut ok = count.saturating_mul(16) <= sb.save_blocks * BLOCK_SIZE;
+        if ok {
+            let mut bytes = vec![0u8; (count * 16) as usize];
+            pm.read(sb.save_start * BLOCK_SIZE, &mut bytes)?;
+            ok = crc32c::crc32c(&bytes) as u64 == pm.read_u64(st_block + state::SAVED_CRC)?;
+            for ch in bytes.chunks_exact(16) {
+                if !ok {
+                    break;
+                }
+                let s = u64::from_le_bytes(ch[..8].try_into().unwrap_or_default());
+                let l = u64::from_le_bytes(ch[8..].try_into().unwrap_or_default());
+                ok = s >= sb.data_start
+                    && s.checked_add(l).is_some_and(|e| e <= sb.blocks)
+                    && free.claim(s, l, &|| String::new()).is_ok();
+            }
+        }
+        if !ok {
+            clear_clean |= c.problem("the saved free-space map is unreadable; it is rebuilt".into(), true);
+        } else {
+            let (mut both, mut leaked) = (0u64, 0u64);
+            for b in sb.data_start..sb.blocks {
+                match (used.is_used(b), free.is_used(b)) {
+                    (true, true) => both += 1,
+                    (false, false) => leaked += 1,
+                    _ => {}
+                }
+            }
+            if both > 0 {
+                clear_clean |= c.problem(
+                    format!("{both} blocks in use are also marked free; the free-space map is rebuilt"),
+                    true,
+                );
+            }
+            if leaked > 0 {
+                clear_clean |= c.problem(
+                    format!(
+                        "{leaked} blocks are neither in use nor free (leaked); the free-space map is rebuilt"
+                    ),
+                    true,
+                );
+            }
+        }
+    }
+
+    let mut blocks_used = 0;
+    for b in 0..sb.blocks {
+        blocks_used += used.is_used(b) as u64;
+    }
+    c.report.blocks_used = blocks_used;
+    c.report.inodes = loaded.len() as u64;
+
+    if !actions.is_empty() {
+        drop(dev);
+        apply_actions(pm, sb, itables, used, loaded, actions)?;
+    } else if clear_clean {
+        pm.store_u64(st_block + state::CLEAN, 0)?;
+        pm.persist(st_block + state::CLEAN, 8);
+    }
+    Ok(c.report)
+}
+
+/// Carry out repairs through the filesystem's own commit paths, then unmount cleanly (which
+/// writes a fresh free-space map).
+fn apply_actions(
+    pm: crate::persist::PmRegion,
+    sb: Superblock,
+    itables: InodeTables,
+    used: BlockMap,
+    loaded: HashMap<Ino, InodeState>,
+    actions: Vec<Action>,
+) -> Result<()> {
+    let alloc = Allocator::new(sb.data_start, sb.blocks, sb.cpus);
+    let mut b = sb.data_start;
+    while b < sb.blocks {
+        if used.is_used(b) {
+            b += 1;
+            continue;
+        }
+        let s = b;
+        while b < sb.blocks && !used.is_used(b) {
+            b += 1;
+        }
+        alloc.free(s, b - s);
+    }
+    let fs = Fs::assemble(pm, sb, alloc, itables, false);
+    for (ino, st) in loaded {
+        fs.inode_cache_insert(ino, std::sync::Arc::new(parking_lot::RwLock::new(st)));
+    }
+    let now = Timespec::now();
+    for a in actions {
+        match a {
+            Action::DelEntry { dir, name, ino, cookie, kind } => {
+                let r = fs.inode(dir)?;
+                let mut st = r.write();
+                let e = Entry::DentryDel { ino, cookie, kind: kind_code(kind), time: now, name };
+                fs.commit(&mut st, vec![e])?;
+            }
+            Action::SetParent { dir, parent } => {
+                fs.commit(&mut fs.inode(dir)?.write(), vec![Entry::Parent { parent }])?
+            }
+            Action::SetLink { ino, nlink } => {
+                fs.commit(&mut fs.inode(ino)?.write(), vec![Entry::Link { nlink, ctime: now }])?
+            }
+            Action::Punch { ino, page, pages } => {
+                // The block is not ours: drop the mapping without freeing it.
+                let r = fs.inode(ino)?;
+                let mut st = r.write();
+                let e = Entry::Punch { pgoff: page, npages: pages, mtime: now };
+                fs.commit_without_freeing(&mut st, vec![e])?;
+            }
+            Action::Reconnect { ino } => {
+                let lf = match fs.lookup(ROOT_INO, b"lost+found") {
+                    Ok(a) => a.ino,
+                    Err(_) => fs.mkdir(ROOT_INO, b"lost+found", 0o700, Caller::ROOT)?.ino,
+                };
+                let kind = fs.inode(ino)?.read().kind;
+                let name = format!("#{ino}").into_bytes();
+                {
+                    let r = fs.inode(lf)?;
+                    let mut st = r.write();
+                    let cookie = st.dir_mut()?.take_cookie();
+                    fs.commit(
+                        &mut st,
+                        vec![Entry::DentryAdd { ino, cookie, kind: kind_code(kind), time: now, name }],
+                    )?;
+                }
+                let r = fs.inode(ino)?;
+                let mut st = r.write();
+                let mut fix = vec![Entry::Link { nlink: 1, ctime: now }];
+                if kind == FileKind::Directory {
+                    fix.push(Entry::Parent { parent: lf });
+                }
+                fs.commit(&mut st, fix)?;
+            }
+        }
+    }
+    fs.unmount()
+}
