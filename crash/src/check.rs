@@ -32,6 +32,9 @@ pub struct Bounds {
 pub struct CaseResult {
     pub images: usize,
     pub failures: Vec<String>,
+    /// Crash images checked, by the kind of operation in flight ("between operations" when
+    /// none was; "recovery" for crashes during recovery).
+    pub per_kind: std::collections::BTreeMap<&'static str, usize>,
 }
 
 struct Scratch {
@@ -257,8 +260,14 @@ pub fn run_case(base: &[u8], ops: &[Op], bounds: Bounds) -> Result<CaseResult> {
     let scratch = Scratch::new("img");
     let mut result = CaseResult::default();
     let mut seen = 0usize;
+    let mut per_kind = std::collections::BTreeMap::new();
     let visit = |c: &CrashImage| {
         seen += 1;
+        let kind = match c.phase {
+            Phase::During { index } => ops[index].kind(),
+            Phase::Between { .. } => "between operations",
+        };
+        *per_kind.entry(kind).or_insert(0) += 1;
         let allowed: Vec<&Snapshot> = match c.phase {
             Phase::Between { done } => vec![&legal[done]],
             Phase::During { index } => vec![&legal[index], &legal[index + 1]],
@@ -268,7 +277,10 @@ pub fn run_case(base: &[u8], ops: &[Op], bounds: Bounds) -> Result<CaseResult> {
             Ok(matched) => {
                 if bounds.recovery_every > 0 && seen % bounds.recovery_every == 0 {
                     match check_recovery_crash(&scratch, &img, &pages, &matched) {
-                        Ok(n) => result.images += n,
+                        Ok(n) => {
+                            result.images += n;
+                            *result.per_kind.entry("recovery").or_insert(0) += n;
+                        }
                         Err(e) => result
                             .failures
                             .push(format!("{ops:?} crash at fence {} ({}): {e}", c.fence, c.label)),
@@ -281,5 +293,8 @@ pub fn run_case(base: &[u8], ops: &[Op], bounds: Bounds) -> Result<CaseResult> {
         }
     };
     result.images += enumerate(base, &events, bounds.k, visit);
+    for (k, n) in per_kind {
+        *result.per_kind.entry(k).or_insert(0) += n;
+    }
     Ok(result)
 }

@@ -1,10 +1,12 @@
 //! zpmfs-crash: the crash-consistency suite.
 //!
-//!   zpmfs-crash [--quick] [--pairs N|all] [--random N --len L] [--seed S] [--k K] [--recovery-every N]
+//!   zpmfs-crash [--quick|--standard|--full] [--pairs N|all] [--random N --len L] [--seed S]
+//!               [--k K] [--recovery-every N]
 //!
 //! Runs every single operation over the seeded tree, then pairs of operations (all of them, or
-//! N chosen by the seed), then N random sequences of L operations. Ends with
-//! "N passed, M failed" (one case per workload).
+//! N chosen by the seed), then N random sequences of L operations. Prints the crash images
+//! checked per kind of operation in flight, then `crash images checked: N, violations: V`,
+//! and ends with "N passed, M failed" (one case per workload).
 
 use std::process::ExitCode;
 
@@ -30,6 +32,18 @@ fn parse() -> Result<Args, String> {
             "--quick" => {
                 a.pairs = Some(40);
                 a.random = 10;
+            }
+            "--standard" => {
+                a.pairs = None;
+                a.random = 50;
+                a.len = 6;
+                a.bounds = Bounds { k: 1, recovery_every: 25 };
+            }
+            "--full" => {
+                a.pairs = None;
+                a.random = 200;
+                a.len = 8;
+                a.bounds = Bounds { k: 2, recovery_every: 5 };
             }
             "--pairs" => {
                 let v = val("--pairs")?;
@@ -97,12 +111,17 @@ fn main() -> ExitCode {
     for _ in 0..args.random {
         cases.push((0..args.len).map(|_| ops[rng.below(ops.len())].clone()).collect());
     }
-    let (mut passed, mut failed, mut images) = (0, 0, 0);
+    let (mut passed, mut failed, mut images, mut violations) = (0, 0, 0, 0);
+    let mut per_kind = std::collections::BTreeMap::new();
     let start = std::time::Instant::now();
     for case in &cases {
         match run_case(&base, case, args.bounds) {
             Ok(r) => {
                 images += r.images;
+                violations += r.failures.len();
+                for (k, n) in &r.per_kind {
+                    *per_kind.entry(*k).or_insert(0usize) += n;
+                }
                 if r.failures.is_empty() {
                     passed += 1;
                 } else {
@@ -119,6 +138,10 @@ fn main() -> ExitCode {
             }
         }
     }
+    println!("crash images checked, by the operation in flight:");
+    for (k, n) in &per_kind {
+        println!("  {k:<20} {n:>8}");
+    }
     println!(
         "zpmfs-crash: {} workloads, {images} crash images checked in {:.1} s (k={}, seed={})",
         cases.len(),
@@ -126,6 +149,7 @@ fn main() -> ExitCode {
         args.bounds.k,
         args.seed
     );
+    println!("crash images checked: {images}, violations: {violations}");
     println!("{passed} passed, {failed} failed");
     if failed == 0 {
         ExitCode::SUCCESS

@@ -49,6 +49,34 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The operation's kind, for per-kind figures.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Create(_) => "create",
+            Op::Mkdir(_) => "mkdir",
+            Op::Link(..) => "link",
+            Op::Unlink(_) => "unlink",
+            Op::Rmdir(_) => "rmdir",
+            Op::Rename(..) => "rename",
+            Op::RenameNoReplace(..) => "rename-noreplace",
+            Op::Exchange(..) => "rename-exchange",
+            Op::Write { .. } => "write",
+            Op::Append { .. } => "append",
+            Op::Truncate(..) => "truncate",
+            Op::Fallocate { mode: FallocMode::Allocate { .. }, .. } => "fallocate",
+            Op::Fallocate { mode: FallocMode::PunchHole, .. } => "punch-hole",
+            Op::Fallocate { mode: FallocMode::ZeroRange { .. }, .. } => "zero-range",
+            Op::Chmod(..) => "chmod",
+            Op::Chown(..) => "chown",
+            Op::Symlink { .. } => "symlink",
+            Op::SetXattr(..) => "setxattr",
+            Op::RemoveXattr(..) => "removexattr",
+            Op::MmapWrite { .. } => "mmap-write",
+        }
+    }
+}
+
 /// The tree every workload starts from.
 pub fn seed_tree() -> Vec<Op> {
     vec![

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use pmfs::fsck::{fsck, FsckMode, FsckOptions};
+use pmfs::fsck::{fsck_with_progress, FsckMode, FsckOptions};
 
 const USAGE: &str = "usage: fsck.zpmfs [-n|-p|-a|-y] [-f] [-v] DEVICE-OR-IMAGE
   -n  check only, change nothing
@@ -18,7 +18,7 @@ const USAGE: &str = "usage: fsck.zpmfs [-n|-p|-a|-y] [-f] [-v] DEVICE-OR-IMAGE
 struct Args {
     mode: Option<FsckMode>,
     force: bool,
-    /// Accepted for e2fsck compatibility; every problem is printed anyway.
+    /// Also print the notes on a clean check.
     verbose: bool,
     device: PathBuf,
 }
@@ -85,19 +85,24 @@ fn main() -> ExitCode {
         return ExitCode::from(16);
     };
     let shown = args.device.display().to_string();
-    let report = match fsck(&args.device, &FsckOptions { mode, force: args.force }) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("fsck.zpmfs: {shown}: {}", e.detail());
-            return ExitCode::from(8);
-        }
-    };
+    let progress =
+        |done: u64, total: u64| eprintln!("{}: checked {done} of {total} inodes", args.device.display());
+    let report =
+        match fsck_with_progress(&args.device, &FsckOptions { mode, force: args.force }, Some(&progress)) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("fsck.zpmfs: {shown}: {}", e.detail());
+                return ExitCode::from(8);
+            }
+        };
     let label = if report.label.is_empty() { String::new() } else { format!(" ({})", report.label) };
     if report.skipped {
         println!("{shown}{label}: clean, {} inodes", report.inodes);
         return ExitCode::SUCCESS;
     }
-    for n in &report.notes {
+    for n in
+        report.notes.iter().filter(|_| args.verbose || !report.problems.is_empty() || mode != FsckMode::Check)
+    {
         println!("{shown}: {n}");
     }
     for p in &report.problems {

@@ -77,11 +77,35 @@ impl FsckReport {
 
 /// A repair that needs the filesystem's own operations (entries appended to logs).
 enum Action {
-    DelEntry { dir: Ino, name: Vec<u8>, ino: Ino, cookie: u64, kind: FileKind },
-    SetParent { dir: Ino, parent: Ino },
-    SetLink { ino: Ino, nlink: u32 },
-    Punch { ino: Ino, page: u64, pages: u64 },
-    Reconnect { ino: Ino },
+    DelEntry {
+        dir: Ino,
+        name: Vec<u8>,
+        ino: Ino,
+        cookie: u64,
+        kind: FileKind,
+    },
+    SetParent {
+        dir: Ino,
+        parent: Ino,
+    },
+    SetLink {
+        ino: Ino,
+        nlink: u32,
+    },
+    /// Unmap pages; `free` when the blocks are this inode's own (else someone else's).
+    Punch {
+        ino: Ino,
+        page: u64,
+        pages: u64,
+        free: bool,
+    },
+    Reconnect {
+        ino: Ino,
+    },
+    DelXattr {
+        ino: Ino,
+        name: Vec<u8>,
+    },
 }
 
 struct Checker {
@@ -103,6 +127,15 @@ impl Checker {
 
 /// Check (and in repair modes, repair) the zpmfs on `path`, which must not be mounted.
 pub fn fsck(path: &Path, opts: &FsckOptions) -> Result<FsckReport> {
+    fsck_with_progress(path, opts, None)
+}
+
+/// As [`fsck`], calling `progress(inodes checked, inodes in use)` now and then.
+pub fn fsck_with_progress(
+    path: &Path,
+    opts: &FsckOptions,
+    progress: Option<&dyn Fn(u64, u64)>,
+) -> Result<FsckReport> {
     let writable = opts.mode != FsckMode::Check;
     let mut notes = Vec::new();
     if writable {
@@ -198,10 +231,15 @@ pub fn fsck(path: &Path, opts: &FsckOptions) -> Result<FsckReport> {
         |off: u64| -> Result<u64> { overrides.get(&off).copied().map_or_else(|| pm.read_u64(off), Ok) };
 
     // Every live inode: creation record, then its log.
+    let mut actions = Vec::new();
     let mut loaded: HashMap<Ino, InodeState> = HashMap::new();
     let mut live = live;
     live.sort_unstable();
-    for &ino in &live {
+    let step = (live.len() as u64 / 10).max(10_000);
+    for (n, &ino) in live.iter().enumerate() {
+        if let (Some(p), true) = (progress, n as u64 % step == 0 && n > 0) {
+            p(n as u64, live.len() as u64);
+        }
         let Some(off) = itables.offset(ino) else { continue };
         let mut raw = [0u8; layout::INODE_SIZE as usize];
         pm.read(off, &mut raw)?;
@@ -244,6 +282,7 @@ pub fn fsck(path: &Path, opts: &FsckOptions) -> Result<FsckReport> {
                 pm.persist(off + layout::inode::LOG_HEAD, 16);
             }
         }
+        check_contents(&mut c, &st, &mut actions);
         loaded.insert(ino, st);
     }
     let Some(root) = loaded.get(&ROOT_INO) else {
@@ -254,7 +293,6 @@ pub fn fsck(path: &Path, opts: &FsckOptions) -> Result<FsckReport> {
     }
 
     // Block ownership.
-    let mut actions = Vec::new();
     let mut used = BlockMap::new(sb.blocks);
     used.claim(0, sb.data_start, &|| "metadata".into())?;
     for b in itables.metadata_blocks(&pm)? {
@@ -284,7 +322,7 @@ pub fn fsck(path: &Path, opts: &FsckOptions) -> Result<FsckReport> {
                 if let Some(why) = bad {
                     let page = m.page + i;
                     if c.problem(format!("inode {ino}: file page {page} is in block {b}, which is {why}; the page becomes a hole"), false) {
-                        actions.push(Action::Punch { ino, page, pages: 1 });
+                        actions.push(Action::Punch { ino, page, pages: 1, free: false });
                     }
                 }
             }
@@ -441,6 +479,42 @@ pub fn fsck(path: &Path, opts: &FsckOptions) -> Result<FsckReport> {
     Ok(c.report)
 }
 
+/// What an inode holds must suit its kind: a symlink has a target, a directory or special file
+/// has no data, extended attributes have valid names and sizes.
+fn check_contents(c: &mut Checker, st: &InodeState, actions: &mut Vec<Action>) {
+    let ino = st.ino;
+    match st.kind {
+        FileKind::Symlink => {
+            let pages = st.size.div_ceil(BLOCK_SIZE);
+            if st.size == 0 || st.size > crate::vfs::SYMLINK_MAX as u64 || st.extents.mapped_pages() < pages {
+                c.problem(format!("symlink {ino}: target missing or {} bytes long", st.size), false);
+            }
+        }
+        FileKind::Regular => {}
+        _ => {
+            if st.extents.mapped_pages() > 0 || (st.kind != FileKind::Directory && st.size != 0) {
+                if c.problem(format!("inode {ino} ({:?}) holds file data; it is dropped", st.kind), false) {
+                    actions.push(Action::Punch { ino, page: 0, pages: u64::MAX / 2, free: true });
+                }
+            }
+        }
+    }
+    for (name, value) in &st.xattrs {
+        let ok_ns = [&b"user."[..], b"trusted.", b"security.", b"system.posix_acl_"]
+            .iter()
+            .any(|ns| name.starts_with(ns));
+        if !ok_ns || name.len() > crate::vfs::XATTR_NAME_MAX || value.len() > crate::vfs::XATTR_VALUE_MAX {
+            let shown = String::from_utf8_lossy(name).into_owned();
+            if c.problem(
+                format!("inode {ino}: extended attribute {shown:?} is invalid; it is removed"),
+                false,
+            ) {
+                actions.push(Action::DelXattr { ino, name: name.clone() });
+            }
+        }
+    }
+}
+
 /// Carry out repairs through the filesystem's own commit paths, then unmount cleanly (which
 /// writes a fresh free-space map).
 fn apply_actions(
@@ -483,12 +557,18 @@ fn apply_actions(
             Action::SetLink { ino, nlink } => {
                 fs.commit(&mut fs.inode(ino)?.write(), vec![Entry::Link { nlink, ctime: now }])?
             }
-            Action::Punch { ino, page, pages } => {
-                // The block is not ours: drop the mapping without freeing it.
+            Action::Punch { ino, page, pages, free } => {
                 let r = fs.inode(ino)?;
                 let mut st = r.write();
                 let e = Entry::Punch { pgoff: page, npages: pages, mtime: now };
-                fs.commit_without_freeing(&mut st, vec![e])?;
+                if free {
+                    fs.commit(&mut st, vec![e])?;
+                } else {
+                    fs.commit_without_freeing(&mut st, vec![e])?;
+                }
+            }
+            Action::DelXattr { ino, name } => {
+                fs.commit(&mut fs.inode(ino)?.write(), vec![Entry::XattrDel { ctime: now, name }])?
             }
             Action::Reconnect { ino } => {
                 let lf = match fs.lookup(ROOT_INO, b"lost+found") {

@@ -171,12 +171,28 @@ impl Fs {
     /// Rebuild after a crash: load every live inode, walk the tree from the root, free what
     /// is unreachable, and give the allocator every block no reachable inode owns.
     fn rebuild(&mut self, live: &[Ino]) -> Result<()> {
+        // Replaying the logs is the bulk of the work: one thread per CPU, each a share of the
+        // inodes (the per-CPU tables share nothing, and neither do the logs).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(live.len() / 256 + 1);
+        let chunk = live.len().div_ceil(threads.max(1)).max(1);
+        let this = &*self;
+        let results: Vec<Result<Vec<InodeState>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = live
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || part.iter().map(|&ino| this.load_inode(ino)).collect::<Result<Vec<_>>>())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(Error::Corrupt("log replay thread failed".into()))))
+                .collect()
+        });
         let mut loaded: HashMap<Ino, InodeState> = HashMap::with_capacity(live.len());
-        for &ino in live {
-            let st = self
-                .load_inode(ino)
-                .map_err(|e| Error::Corrupt(format!("{}; run fsck.zpmfs", e.detail())))?;
-            loaded.insert(ino, st);
+        for part in results {
+            for st in part.map_err(|e| Error::Corrupt(format!("{}; run fsck.zpmfs", e.detail())))? {
+                loaded.insert(st.ino, st);
+            }
         }
         if !loaded.contains_key(&ROOT_INO) {
             return Err(Error::Corrupt("the root directory inode is not in use; run fsck.zpmfs".into()));
