@@ -17,3 +17,4 @@ pub mod logger;
 pub mod options;
 pub mod server;
 pub mod zpmfs;
+pub mod zuf;
