@@ -99,7 +99,18 @@ impl Fs {
                 dev.size()
             )));
         }
-        let mut pm = dev.map()?;
+        let pm = dev.map()?;
+        let mut fs = Fs::mount_mapped(pm, path, opts)?;
+        fs.device_file = Some(dev.into_file());
+        Ok(fs)
+    }
+
+    /// Mount a device someone else opened and mapped (zuf.ko hands zus a mapping of the PM
+    /// device it owns). `path` only names it in messages.
+    pub fn mount_mapped(mut pm: PmRegion, path: &Path, opts: &MountOptions) -> Result<Fs> {
+        if pm.len() < 3 * BLOCK_SIZE {
+            return Err(Error::Corrupt(format!("{}: too small to hold a zpmfs filesystem", path.display())));
+        }
         pm.set_recorder(opts.recorder.clone());
         let (sb, repaired) = read_superblock(&pm, path, !opts.read_only)?;
         let clean = pm.read_u64(STATE_BLOCK * BLOCK_SIZE + state::CLEAN)? == 1;
@@ -113,7 +124,6 @@ impl Fs {
         let (itables, live) = InodeTables::load(&pm, sb.inode_roots, sb.cpus, data)?;
         let alloc = Allocator::new(sb.data_start, sb.blocks, sb.cpus);
         let mut fs = Fs::assemble(pm, sb, alloc, itables, opts.read_only);
-        fs.device_file = Some(dev.into_file());
         fs.report.superblock_repaired = repaired;
         if clean && fs.load_saved_allocator()? {
             fs.report.was_clean = true;

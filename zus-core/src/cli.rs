@@ -8,7 +8,11 @@ use std::path::PathBuf;
 
 pub const ZUS_USAGE: &str = "\
 usage: zus mount [--config FILE] [-o OPTIONS] [--foreground] DEVICE-OR-IMAGE MOUNTPOINT
+       zus serve [--config FILE]
        zus --version | --help
+
+`zus serve` registers the zpmfs filesystem type with zuf.ko (the kernel module) and serves
+every `mount -t zpmfs /dev/pmemN MOUNTPOINT` until it is stopped; it stays in the foreground.
 
 Mount the zpmfs image or PM device on MOUNTPOINT and serve it over FUSE. Without
 --foreground, zus returns once the mount is ready and keeps serving in the background;
@@ -32,6 +36,10 @@ pub enum ZusCommand {
     Help,
     Version,
     Mount(MountArgs),
+    /// `zus serve`: serve zuf.ko.
+    Serve {
+        config: Option<PathBuf>,
+    },
 }
 
 /// `zus mount ...`
@@ -75,6 +83,20 @@ pub fn parse_zus(args: &[OsString]) -> Result<ZusCommand, UsageError> {
         b"-h" | b"--help" | b"help" => return Ok(ZusCommand::Help),
         b"-V" | b"--version" | b"version" => return Ok(ZusCommand::Version),
         b"mount" => {}
+        b"serve" => {
+            let mut config = None;
+            let mut it = args[1..].iter();
+            while let Some(a) = it.next() {
+                match a.as_bytes() {
+                    b"-c" | b"--config" => {
+                        config = Some(PathBuf::from(it.next().ok_or_else(|| usage("--config needs a file"))?))
+                    }
+                    b"-h" | b"--help" => return Ok(ZusCommand::Help),
+                    _ => return Err(usage(format!("unknown argument '{}'", a.to_string_lossy()))),
+                }
+            }
+            return Ok(ZusCommand::Serve { config });
+        }
         _ => return Err(usage(format!("unknown command '{}'", first.to_string_lossy()))),
     }
     let mut config = None;

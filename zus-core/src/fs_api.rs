@@ -15,6 +15,11 @@ pub trait ZusFs: Send + Sync {
     fn mount(path: &Path, opts: &MountOptions) -> Result<Self>
     where
         Self: Sized;
+    /// Mount a PM device someone else mapped (zuf.ko maps the device it owns into zus);
+    /// `path` only names it in messages.
+    fn mount_mapped(pm: pmfs::persist::PmRegion, path: &Path, opts: &MountOptions) -> Result<Self>
+    where
+        Self: Sized;
     /// What mount found and did (for the mount message).
     fn mount_report(&self) -> MountReport;
     /// Make the image clean; later calls fail.

@@ -81,6 +81,23 @@ pub fn mount_main(args: &MountArgs) -> i32 {
     serve::<pmfs::Fs>(&plan, ready_pipe)
 }
 
+/// `zus serve`: register zpmfs with zuf.ko and serve its mounts; returns the exit status.
+pub fn serve_main(config: Option<&std::path::Path>) -> i32 {
+    let cfg = match crate::config::Config::load_default_or(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("zus: {e}");
+            return 1;
+        }
+    };
+    if let Err(e) = crate::logger::init(&cfg.log) {
+        eprintln!("zus: cannot open the log: {e}");
+        return 1;
+    }
+    let cpus = crate::fuse::pin::allowed_cpus();
+    crate::zuf::serve::<pmfs::Fs>("zpmfs", &cpus)
+}
+
 /// One line saying what mount found, e.g. "clean, 12 inodes, 3400 blocks used".
 pub fn describe(r: &MountReport) -> String {
     let mut s = if r.was_clean { "clean".to_string() } else { "recovered".to_string() };

@@ -8,6 +8,9 @@ impl ZusFs for pmfs::Fs {
     fn mount(path: &Path, opts: &MountOptions) -> Result<Self> {
         pmfs::Fs::mount(path, opts)
     }
+    fn mount_mapped(pm: pmfs::persist::PmRegion, path: &Path, opts: &MountOptions) -> Result<Self> {
+        pmfs::Fs::mount_mapped(pm, path, opts)
+    }
     fn mount_report(&self) -> MountReport {
         pmfs::Fs::mount_report(self)
     }

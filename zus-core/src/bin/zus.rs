@@ -17,6 +17,7 @@ fn main() -> ExitCode {
             0
         }
         Ok(ZusCommand::Mount(m)) => zus_core::server::mount_main(&m),
+        Ok(ZusCommand::Serve { config }) => zus_core::server::serve_main(config.as_deref()),
         Err(e) => {
             eprintln!("zus: {e}\n{ZUS_USAGE}");
             1

@@ -27,6 +27,16 @@ pub fn worker_count(configured: usize, cpus: &[usize]) -> usize {
     }
 }
 
+/// Pin the calling thread to `cpu` (the ZUF transport's per-CPU threads).
+pub fn pin_to(cpu: usize) {
+    let mut set = CpuSet::new();
+    if set.set(cpu).is_ok() {
+        if let Err(e) = sched_setaffinity(Pid::from_raw(0), &set) {
+            log::warn!("cannot pin thread to CPU {cpu}: {e}");
+        }
+    }
+}
+
 thread_local! {
     static PINNED: Cell<bool> = const { Cell::new(false) };
 }

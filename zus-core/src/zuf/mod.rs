@@ -1,3 +1,159 @@
-//! The ZUF transport: zus serving zuf.ko. [`abi`] mirrors kernel/zuf_abi.h.
+//! The ZUF transport: zus serving zuf.ko. [`abi`] mirrors kernel/zuf_abi.h; [`sys`] is the raw
+//! edge (ioctls, mappings); [`channel`] runs one pinned server thread per CPU; [`serve`]
+//! registers the filesystem type and runs the mount thread.
 
 pub mod abi;
+pub mod channel;
+pub mod dispatch;
+pub mod sys;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use log::{error, info};
+use parking_lot::RwLock;
+
+use crate::fs_api::{MountOptions, ZusFs};
+use abi::*;
+use sys::ZufFile;
+
+/// Mounted superblocks, by the kernel's handle.
+pub struct Mounts<F> {
+    map: RwLock<HashMap<u64, Arc<F>>>,
+}
+
+impl<F> Mounts<F> {
+    pub fn get(&self, sb_id: u64) -> Option<Arc<F>> {
+        self.map.read().get(&sb_id).cloned()
+    }
+}
+
+fn c_str(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+fn put_c_str(dst: &mut [u8], s: &str) {
+    let n = s.len().min(dst.len() - 1);
+    dst[..n].copy_from_slice(&s.as_bytes()[..n]);
+    dst[n] = 0;
+}
+
+/// Whether zuf.ko is loaded (its device exists).
+pub fn available() -> bool {
+    Path::new(sys::DEVICE).exists()
+}
+
+/// Register `fs_name` with zuf.ko, start a pinned ZT per CPU, and serve mount requests until
+/// the kernel shuts the server down. Returns the exit status.
+pub fn serve<F: ZusFs + 'static>(fs_name: &str, cpus: &[usize]) -> i32 {
+    let ctl = match ZufFile::open() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!(
+                "zus: cannot open {} ({e}); is zuf.ko loaded? (`zus mount` serves over FUSE)",
+                sys::DEVICE
+            );
+            return 1;
+        }
+    };
+    let mut reg = ZufRegisterFs { abi_version: ZUF_ABI_VERSION, flags: 0, fs_name: [0; ZUF_FS_NAME_MAX] };
+    put_c_str(&mut reg.fs_name, fs_name);
+    if let Err(e) = ctl.ioctl(ZUF_IOC_REGISTER_FS, &mut reg) {
+        eprintln!("zus: zuf.ko refused to register {fs_name}: {e}");
+        return 1;
+    }
+    let mounts = Arc::new(Mounts::<F> { map: RwLock::new(HashMap::new()) });
+    for &cpu in cpus {
+        let m = mounts.clone();
+        let spawned = std::thread::Builder::new().name(format!("zt-{cpu}")).spawn(move || {
+            crate::fuse::pin::pin_to(cpu);
+            if let Err(e) = channel::run::<F>(cpu, m) {
+                error!("zus: channel of cpu {cpu} stopped: {e}");
+            }
+        });
+        if let Err(e) = spawned {
+            eprintln!("zus: cannot start the thread for cpu {cpu}: {e}");
+            return 1;
+        }
+    }
+    info!("zus: serving {fs_name} through zuf.ko on {} CPUs", cpus.len());
+    mount_loop(&ctl, &mounts)
+}
+
+fn mount_loop<F: ZusFs + 'static>(ctl: &ZufFile, mounts: &Mounts<F>) -> i32 {
+    let mut req: ZufMountReq = ZufMountReq {
+        op: ZUF_M_NONE,
+        result: 0,
+        sb_id: 0,
+        flags: 0,
+        dev_size: 0,
+        root_ino: 0,
+        block_size: 0,
+        pad: 0,
+        dev_path: [0; ZUF_PATH_MAX],
+        options: [0; ZUF_OPTIONS_MAX],
+        message: [0; ZUF_PATH_MAX],
+    };
+    loop {
+        if let Err(e) = ctl.ioctl(ZUF_IOC_MOUNT_WAIT, &mut req) {
+            match e.raw_os_error() {
+                Some(libc::EINTR) | Some(libc::EAGAIN) => {
+                    req.op = ZUF_M_NONE;
+                    continue;
+                }
+                Some(libc::ESHUTDOWN) => return 0,
+                _ => {
+                    eprintln!("zus: mount channel failed: {e}");
+                    return 1;
+                }
+            }
+        }
+        let path = c_str(&req.dev_path);
+        req.message = [0; ZUF_PATH_MAX];
+        req.result = match req.op {
+            ZUF_M_MOUNT => match mount_one::<F>(ctl, &req, &path) {
+                Ok(fs) => {
+                    println!("zus: mounted {path} ({})", crate::server::describe(&fs.mount_report()));
+                    mounts.map.write().insert(req.sb_id, Arc::new(fs));
+                    req.root_ino = pmfs::vfs::ROOT_INO;
+                    req.block_size = 4096;
+                    0
+                }
+                Err(e) => {
+                    eprintln!("zus: cannot mount {path}: {e}");
+                    put_c_str(&mut req.message, &e.to_string());
+                    -e.errno()
+                }
+            },
+            ZUF_M_UMOUNT => match mounts.map.write().remove(&req.sb_id) {
+                Some(fs) => match fs.unmount() {
+                    Ok(()) => {
+                        println!("zus: unmounted {path}");
+                        0
+                    }
+                    Err(e) => -e.errno(),
+                },
+                None => -libc::EINVAL,
+            },
+            ZUF_M_REMOUNT => 0,
+            _ => -libc::EINVAL,
+        };
+    }
+}
+
+fn mount_one<F: ZusFs>(ctl: &ZufFile, req: &ZufMountReq, path: &str) -> pmfs::Result<F> {
+    let mut pfd = ZufPmemFd { sb_id: req.sb_id, fd: -1, pad: 0 };
+    ctl.ioctl(ZUF_IOC_PMEM_FD, &mut pfd).map_err(|e| pmfs::Error::Io(format!("PMEM_FD: {e}")))?;
+    let file = sys::file_from_fd(pfd.fd).map_err(|e| pmfs::Error::Io(e.to_string()))?;
+    let read_only = req.flags & libc::MS_RDONLY != 0;
+    let pm = pmfs::persist::PmRegion::map(
+        &file,
+        req.dev_size,
+        !read_only,
+        pmfs::persist::Backing::Pmem,
+        Path::new(path),
+    )?;
+    F::mount_mapped(pm, Path::new(path), &MountOptions { read_only, ..Default::default() })
+}

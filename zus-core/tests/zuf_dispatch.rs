@@ -1,0 +1,136 @@
+//! The server half of the ZUF transport without the kernel: operations built as zuf.ko builds
+//! them, in a buffer and a window of ordinary memory, served against a real zpmfs image.
+
+use std::path::PathBuf;
+
+use zus_core::fs_api::ZusFs;
+use zus_core::zuf::abi::*;
+use zus_core::zuf::dispatch::serve;
+use zus_core::zuf::sys::{anonymous, Mapping};
+
+struct Img(PathBuf);
+impl Drop for Img {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn fresh(tag: &str) -> (Img, pmfs::Fs) {
+    let path = PathBuf::from(format!("/dev/shm/zuf-dispatch-{tag}-{}.img", std::process::id()));
+    std::fs::File::create(&path).unwrap().set_len(32 << 20).unwrap();
+    let dev = pmfs::device::Device::open(&path, true).unwrap();
+    pmfs::format::format(&dev, &Default::default()).unwrap();
+    drop(dev);
+    let fs = <pmfs::Fs as ZusFs>::mount(&path, &Default::default()).unwrap();
+    (Img(path), fs)
+}
+
+fn blank(op: u32, ino: u64) -> ZufOpBuf {
+    ZufOpBuf {
+        op,
+        flags: 0,
+        sb_id: 1,
+        ino,
+        ino2: 0,
+        offset: 0,
+        len: 0,
+        window_off: 0,
+        mode: 0,
+        rdev: 0,
+        uid: 0,
+        gid: 0,
+        name_len: 0,
+        name2_len: 0,
+        name: [0; ZUF_NAME_MAX],
+        name2: [0; ZUF_NAME_MAX],
+        set: Default::default(),
+        result: 0,
+        pad: 0,
+        out_len: 0,
+        out_offset: 0,
+        attr: Default::default(),
+        statfs: Default::default(),
+    }
+}
+
+fn named(op: u32, ino: u64, name: &str) -> ZufOpBuf {
+    let mut b = blank(op, ino);
+    b.name[..name.len()].copy_from_slice(name.as_bytes());
+    b.name_len = name.len() as u32;
+    b
+}
+
+fn run(fs: &pmfs::Fs, op: &mut ZufOpBuf, window: &mut Mapping) -> i32 {
+    serve(fs, op, window)
+}
+
+#[test]
+fn create_write_read_readdir_and_get_block_through_the_window() {
+    let (_img, fs) = fresh("io");
+    let mut window = anonymous(ZUF_WINDOW_SIZE as usize).unwrap();
+    let mut op = named(op::MKNOD, 1, "file");
+    op.mode = libc::S_IFREG | 0o640;
+    op.uid = 7;
+    assert_eq!(run(&fs, &mut op, &mut window), 0);
+    let ino = op.attr.ino;
+    assert_eq!(op.attr.mode, libc::S_IFREG | 0o640);
+    assert_eq!(op.attr.uid, 7);
+
+    // WRITE: the data sits in the window at window_off, as the application's pages would.
+    window.slice(100, 5000).unwrap().fill(0x42);
+    let mut w = blank(op::WRITE, ino);
+    w.offset = 10;
+    w.len = 5000;
+    w.window_off = 100;
+    assert_eq!(run(&fs, &mut w, &mut window), 0);
+    assert_eq!((w.out_len, w.out_offset, w.attr.size), (5000, 10, 5010));
+
+    let mut r = blank(op::READ, ino);
+    r.len = 8192;
+    r.window_off = 8192;
+    assert_eq!(run(&fs, &mut r, &mut window), 0);
+    assert_eq!(r.out_len, 5010);
+    let got = window.slice(8192, 5010).unwrap();
+    assert!(got[..10].iter().all(|&b| b == 0) && got[10..].iter().all(|&b| b == 0x42));
+
+    let mut d = blank(op::READDIR, 1);
+    d.len = 4096;
+    assert_eq!(run(&fs, &mut d, &mut window), 0);
+    let recs = window.slice(0, d.out_len).unwrap().to_vec();
+    let mut names = Vec::new();
+    let mut at = 0;
+    while at < recs.len() {
+        let reclen = u16::from_ne_bytes([recs[at + 16], recs[at + 17]]) as usize;
+        let n = recs[at + 19] as usize;
+        names.push(String::from_utf8(recs[at + 24..at + 24 + n].to_vec()).unwrap());
+        at += reclen;
+    }
+    assert_eq!(names, vec![".", "..", "file"]);
+
+    let mut g = blank(op::GET_BLOCK, ino);
+    g.offset = 4096;
+    assert_eq!(run(&fs, &mut g, &mut window), 0);
+    assert_eq!(g.out_offset % 4096, 0);
+    let mut hole = blank(op::GET_BLOCK, ino);
+    hole.offset = 1 << 20;
+    assert_eq!(run(&fs, &mut hole, &mut window), -libc::ENXIO);
+}
+
+#[test]
+fn hostile_requests_get_errors_not_panics() {
+    let (_img, fs) = fresh("hostile");
+    let mut window = anonymous(ZUF_WINDOW_SIZE as usize).unwrap();
+    let mut op = named(op::LOOKUP, 1, "x");
+    op.name_len = 300;
+    assert_eq!(run(&fs, &mut op, &mut window), -libc::EINVAL);
+    let mut w = blank(op::WRITE, 1);
+    w.window_off = ZUF_WINDOW_SIZE - 10;
+    w.len = 100;
+    assert_eq!(run(&fs, &mut w, &mut window), -libc::EINVAL);
+    let mut bad = blank(999, 1);
+    assert_eq!(run(&fs, &mut bad, &mut window), -libc::EOPNOTSUPP);
+    let mut ghost = blank(op::GETATTR, 123_456);
+    assert_eq!(run(&fs, &mut ghost, &mut window), -libc::ENOENT);
+    let mut x = named(op::GETXATTR, 1, "user.none");
+    assert_eq!(run(&fs, &mut x, &mut window), -libc::ENODATA);
+}
