@@ -173,6 +173,24 @@ impl Allocator {
         self.stripes[self.stripe_of(start)].lock().contains(start, len)
     }
 
+    /// Whether any block of [start, start+len) is free (a consistency check on load).
+    pub fn any_free(&self, start: u64, len: u64) -> bool {
+        let end = start.saturating_add(len).min(self.end);
+        let mut s = start.max(self.first);
+        while s < end {
+            let idx = self.stripe_of(s);
+            let e = end.min(self.stripe_end(idx));
+            let list = self.stripes[idx].lock();
+            if let Some((&rs, &rl)) = list.runs.range(..e).next_back() {
+                if rs + rl > s {
+                    return true;
+                }
+            }
+            s = e;
+        }
+        false
+    }
+
     /// Every free run, in block order (for saving at unmount).
     pub fn free_runs(&self) -> Vec<Extent> {
         let mut out: Vec<Extent> = Vec::new();

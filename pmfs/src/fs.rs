@@ -164,12 +164,33 @@ impl Fs {
             return Ok(i.clone());
         }
         let st = self.load_inode(ino)?;
+        self.check_owned(&st)?;
         let mut map = shard.lock();
         Ok(map.entry(ino).or_insert_with(|| Arc::new(RwLock::new(st))).clone())
     }
 
     pub(crate) fn inode_cache_insert(&self, ino: Ino, r: InodeRef) -> Option<InodeRef> {
         self.cache[(ino as usize) % SHARDS].lock().insert(ino, r)
+    }
+
+    /// An inode loaded after mount must own only blocks the allocator counts as used: a block
+    /// also on the free list means the image is damaged (two owners, or a bad free-space map),
+    /// and using it would let the allocator hand it out again.
+    fn check_owned(&self, st: &InodeState) -> Result<()> {
+        let bad = |what: &str, b: u64| {
+            Error::Corrupt(format!("inode {}: {what} block {b} is marked free; run fsck.zpmfs", st.ino))
+        };
+        for m in st.extents.all() {
+            if self.alloc.any_free(m.block, m.pages) {
+                return Err(bad("data", m.block));
+            }
+        }
+        for &p in &st.log.pages {
+            if self.alloc.any_free(p, 1) {
+                return Err(bad("log", p));
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn forget_inode(&self, ino: Ino) {
@@ -336,7 +357,14 @@ impl Fs {
                 _ => dir.get(name).ok_or(Error::NotFound)?,
             }
         };
-        self.getattr(slot.ino)
+        self.getattr(slot.ino).map_err(|e| match e {
+            Error::NotFound => Error::Corrupt(format!(
+                "directory {parent}: entry {:?} names inode {}, which is not in use; run fsck.zpmfs",
+                String::from_utf8_lossy(name),
+                slot.ino
+            )),
+            other => other,
+        })
     }
 
     pub fn getattr(&self, ino: Ino) -> Result<Attr> {
@@ -581,20 +609,8 @@ impl Fs {
         if slot.kind == FileKind::Directory {
             return Err(Error::IsDir);
         }
-        let now = Timespec::now();
         let nlink = l.get(slot.ino).nlink.saturating_sub(1);
-        let del = Entry::DentryDel {
-            ino: slot.ino,
-            cookie: slot.cookie,
-            kind: kind_code(slot.kind),
-            time: now,
-            name: name.to_vec(),
-        };
-        self.commit_many(
-            &mut l,
-            vec![(parent, vec![del]), (slot.ino, vec![Entry::Link { nlink, ctime: now }])],
-        )?;
-        self.drop_link(&mut l, slot.ino)
+        self.remove_name(&mut l, parent, name, slot, nlink)
     }
 
     pub fn rmdir(&self, parent: Ino, name: &[u8]) -> Result<()> {
@@ -612,6 +628,12 @@ impl Fs {
         if !l.get(slot.ino).dir.as_ref().is_some_and(|d| d.is_empty()) {
             return Err(Error::NotEmpty);
         }
+        self.remove_name(&mut l, parent, name, slot, 0)
+    }
+
+    /// Remove `name` from `parent` and set the inode's link count to `nlink`, atomically;
+    /// free the inode if that was its last link and nothing holds it open.
+    fn remove_name(&self, l: &mut Locked, parent: Ino, name: &[u8], slot: DirSlot, nlink: u32) -> Result<()> {
         let now = Timespec::now();
         let del = Entry::DentryDel {
             ino: slot.ino,
@@ -620,11 +642,8 @@ impl Fs {
             time: now,
             name: name.to_vec(),
         };
-        self.commit_many(
-            &mut l,
-            vec![(parent, vec![del]), (slot.ino, vec![Entry::Link { nlink: 0, ctime: now }])],
-        )?;
-        self.drop_link(&mut l, slot.ino)
+        self.commit_many(l, vec![(parent, vec![del]), (slot.ino, vec![Entry::Link { nlink, ctime: now }])])?;
+        self.drop_link(l, slot.ino)
     }
 
     /// Whether `dir` is `ancestor` or lies below it.

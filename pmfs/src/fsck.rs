@@ -77,6 +77,12 @@ impl FsckReport {
 
 /// A repair that needs the filesystem's own operations (entries appended to logs).
 enum Action {
+    /// Give a file page its own copy of a block another owner also claims.
+    Clone {
+        ino: Ino,
+        page: u64,
+        from: u64,
+    },
     DelEntry {
         dir: Ino,
         name: Vec<u8>,
@@ -312,80 +318,31 @@ pub fn fsck_with_progress(
         for m in st.extents.all() {
             for i in 0..m.pages {
                 let b = m.block + i;
-                let bad = if b < sb.data_start || b >= sb.blocks {
-                    Some("outside the data area")
-                } else if used.claim(b, 1, &|| String::new()).is_err() {
-                    Some("also used by something else")
-                } else {
-                    None
-                };
-                if let Some(why) = bad {
-                    let page = m.page + i;
-                    if c.problem(format!("inode {ino}: file page {page} is in block {b}, which is {why}; the page becomes a hole"), false) {
+                let page = m.page + i;
+                if b < sb.data_start || b >= sb.blocks {
+                    let what = format!("inode {ino}: file page {page} is in block {b}, outside the data area; the page becomes a hole");
+                    if c.problem(what, false) {
                         actions.push(Action::Punch { ino, page, pages: 1, free: false });
+                    }
+                } else if used.claim(b, 1, &|| String::new()).is_err() {
+                    // As e2fsck does with blocks claimed twice: the later claimant gets its own
+                    // copy, so the file the block really belongs to keeps its data either way.
+                    let what = format!("inode {ino}: file page {page} is in block {b}, which is also used by something else; the file gets its own copy");
+                    if c.problem(what, false) {
+                        actions.push(Action::Clone { ino, page, from: b });
                     }
                 }
             }
         }
     }
 
-    // The tree from the root: entries, parents, link counts.
+    // The tree from the root: entries, parents.
     let mut reached: HashSet<Ino> = HashSet::from([ROOT_INO]);
     let mut names: HashMap<Ino, u32> = HashMap::new();
-    let mut queue = VecDeque::from([ROOT_INO]);
-    while let Some(dir) = queue.pop_front() {
-        let entries = loaded.get(&dir).and_then(|d| d.dir.as_ref()).map(|d| d.all()).unwrap_or_default();
-        for (name, slot) in entries {
-            let shown = String::from_utf8_lossy(&name).into_owned();
-            let target = loaded.get(&slot.ino);
-            let bad = match target {
-                None => Some(format!("names inode {} which is not in use", slot.ino)),
-                Some(t) if t.kind != slot.kind => {
-                    Some(format!("says {:?} but inode {} is {:?}", slot.kind, slot.ino, t.kind))
-                }
-                Some(t) if t.kind == FileKind::Directory && reached.contains(&slot.ino) => {
-                    Some(format!("is a second name of directory {}", slot.ino))
-                }
-                Some(t) if t.kind != FileKind::Directory && t.nlink == 0 => {
-                    Some(format!("names removed inode {}", slot.ino))
-                }
-                _ => None,
-            };
-            if let Some(why) = bad {
-                if c.problem(format!("directory {dir}: entry {shown:?} {why}; the entry is removed"), false) {
-                    actions.push(Action::DelEntry {
-                        dir,
-                        name,
-                        ino: slot.ino,
-                        cookie: slot.cookie,
-                        kind: slot.kind,
-                    });
-                }
-                continue;
-            }
-            reached.insert(slot.ino);
-            if slot.kind == FileKind::Directory {
-                queue.push_back(slot.ino);
-                let parent = loaded[&slot.ino].parent;
-                if parent != dir
-                    && c.problem(format!("directory {}: '..' is {parent}, should be {dir}", slot.ino), true)
-                {
-                    actions.push(Action::SetParent { dir: slot.ino, parent: dir });
-                }
-            } else {
-                *names.entry(slot.ino).or_default() += 1;
-            }
-        }
-    }
-    for (&ino, &n) in &names {
-        let have = loaded[&ino].nlink;
-        if have != n && c.problem(format!("inode {ino}: link count is {have}, should be {n}"), true) {
-            actions.push(Action::SetLink { ino, nlink: n });
-        }
-    }
+    walk_tree(ROOT_INO, &loaded, &mut c, &mut actions, &mut reached, &mut names);
 
     // Unreachable inodes: orphans. After a crash, mount frees them; on a clean image they
-    // are lost files, reconnected to /lost+found.
+    // are lost files, reconnected to /lost+found with everything below them.
     let named_by_orphan_dir: HashSet<Ino> = loaded
         .iter()
         .filter(|(i, s)| !reached.contains(i) && s.dir.is_some())
@@ -401,7 +358,7 @@ pub fn fsck_with_progress(
             c.report.notes.push(format!("inode {ino} is unlinked; mount frees it"));
             continue;
         }
-        if named_by_orphan_dir.contains(&ino) {
+        if named_by_orphan_dir.contains(&ino) || reached.contains(&ino) {
             continue;
         }
         let what = format!(
@@ -410,6 +367,21 @@ pub fn fsck_with_progress(
         );
         if c.problem(what, false) {
             actions.push(Action::Reconnect { ino });
+        }
+        // What it names is reachable again once it is reconnected: check and count it as such.
+        reached.insert(ino);
+        if st.kind == FileKind::Directory {
+            walk_tree(ino, &loaded, &mut c, &mut actions, &mut reached, &mut names);
+        }
+    }
+
+    // Link counts, against every name the repaired tree will have.
+    let mut named: Vec<(Ino, u32)> = names.into_iter().collect();
+    named.sort_unstable();
+    for (ino, n) in named {
+        let have = loaded[&ino].nlink;
+        if have != n && c.problem(format!("inode {ino}: link count is {have}, should be {n}"), true) {
+            actions.push(Action::SetLink { ino, nlink: n });
         }
     }
 
@@ -477,6 +449,62 @@ pub fn fsck_with_progress(
         pm.persist(st_block + state::CLEAN, 8);
     }
     Ok(c.report)
+}
+
+/// Walk the directories below `start`: check every entry against the inode it names, queue
+/// removals of bad entries and fixes of wrong parents, and count the names of non-directories.
+fn walk_tree(
+    start: Ino,
+    loaded: &HashMap<Ino, InodeState>,
+    c: &mut Checker,
+    actions: &mut Vec<Action>,
+    reached: &mut HashSet<Ino>,
+    names: &mut HashMap<Ino, u32>,
+) {
+    let mut queue = VecDeque::from([start]);
+    while let Some(dir) = queue.pop_front() {
+        let entries = loaded.get(&dir).and_then(|d| d.dir.as_ref()).map(|d| d.all()).unwrap_or_default();
+        for (name, slot) in entries {
+            let shown = String::from_utf8_lossy(&name).into_owned();
+            let bad = match loaded.get(&slot.ino) {
+                None => Some(format!("names inode {} which is not in use", slot.ino)),
+                Some(t) if t.kind != slot.kind => {
+                    Some(format!("says {:?} but inode {} is {:?}", slot.kind, slot.ino, t.kind))
+                }
+                Some(t) if t.kind == FileKind::Directory && reached.contains(&slot.ino) => {
+                    Some(format!("is a second name of directory {}", slot.ino))
+                }
+                Some(t) if t.kind != FileKind::Directory && t.nlink == 0 => {
+                    Some(format!("names removed inode {}", slot.ino))
+                }
+                _ => None,
+            };
+            if let Some(why) = bad {
+                if c.problem(format!("directory {dir}: entry {shown:?} {why}; the entry is removed"), false) {
+                    actions.push(Action::DelEntry {
+                        dir,
+                        name,
+                        ino: slot.ino,
+                        cookie: slot.cookie,
+                        kind: slot.kind,
+                    });
+                }
+                continue;
+            }
+            reached.insert(slot.ino);
+            if slot.kind == FileKind::Directory {
+                queue.push_back(slot.ino);
+                let parent = loaded[&slot.ino].parent;
+                if parent != dir
+                    && c.problem(format!("directory {}: '..' is {parent}, should be {dir}", slot.ino), true)
+                {
+                    actions.push(Action::SetParent { dir: slot.ino, parent: dir });
+                }
+            } else {
+                *names.entry(slot.ino).or_default() += 1;
+            }
+        }
+    }
 }
 
 /// What an inode holds must suit its kind: a symlink has a target, a directory or special file
@@ -566,6 +594,16 @@ fn apply_actions(
                 } else {
                     fs.commit_without_freeing(&mut st, vec![e])?;
                 }
+            }
+            Action::Clone { ino, page, from } => {
+                let r = fs.inode(ino)?;
+                let mut st = r.write();
+                let new = fs.alloc.alloc_one(crate::alloc::current_cpu())?;
+                fs.pm.copy_within_nt(from * BLOCK_SIZE, new * BLOCK_SIZE, BLOCK_SIZE)?;
+                fs.pm.fence();
+                let e = Entry::Write { pgoff: page, block: new, nblocks: 1, size: st.size, mtime: st.mtime };
+                // The old block is someone else's: remap without freeing it.
+                fs.commit_without_freeing(&mut st, vec![e])?;
             }
             Action::DelXattr { ino, name } => {
                 fs.commit(&mut fs.inode(ino)?.write(), vec![Entry::XattrDel { ctime: now, name }])?
