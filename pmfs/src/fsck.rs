@@ -291,11 +291,39 @@ pub fn fsck_with_progress(
         check_contents(&mut c, &st, &mut actions);
         loaded.insert(ino, st);
     }
-    let Some(root) = loaded.get(&ROOT_INO) else {
-        return Err(Error::Corrupt("the root directory (inode 1) is missing or unreadable".into()));
-    };
-    if root.kind != FileKind::Directory {
-        return Err(Error::Corrupt("inode 1 is not a directory".into()));
+    // Without a root nothing is reachable: recreate it (empty) and let everything else go to
+    // /lost+found below. Only possible while its inode-table slot exists.
+    let mut root_recreated = false;
+    if loaded.get(&ROOT_INO).is_none_or(|r| r.kind != FileKind::Directory) {
+        let Some(off) = itables.offset(ROOT_INO) else {
+            return Err(Error::Corrupt(
+                "the root directory's inode-table block is gone; cannot rebuild".into(),
+            ));
+        };
+        let what = "the root directory (inode 1) is missing or unreadable; it is recreated empty and every other file goes to /lost+found";
+        if !c.problem(what.into(), false) {
+            return Ok(c.report);
+        }
+        if let Some(old) = loaded.remove(&ROOT_INO) {
+            let _ = old;
+        }
+        let creation = InodeCreation {
+            generation: 1,
+            mode: libc::S_IFDIR | 0o755,
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+            flags: 0,
+            parent: ROOT_INO,
+            time: Timespec::now(),
+        };
+        pm.write(off, &creation.encode())?;
+        pm.persist(off, layout::INODE_SIZE);
+        pm.store_u64(off + layout::inode::STATE, layout::inode::LIVE)?;
+        pm.persist(off + layout::inode::STATE, 8);
+        itables.mark_live(ROOT_INO);
+        loaded.insert(ROOT_INO, InodeState::new(ROOT_INO, off, &creation)?);
+        root_recreated = true;
     }
 
     // Block ownership.
@@ -354,7 +382,7 @@ pub fn fsck_with_progress(
     orphans.sort_unstable();
     for ino in orphans {
         let st = &loaded[&ino];
-        if !clean || (st.kind != FileKind::Directory && st.nlink == 0) {
+        if (!clean && !root_recreated) || (st.kind != FileKind::Directory && st.nlink == 0) {
             c.report.notes.push(format!("inode {ino} is unlinked; mount frees it"));
             continue;
         }

@@ -179,6 +179,17 @@ impl InodeTables {
         Ok(())
     }
 
+    /// Take `ino`'s slot out of the free list (fsck recreating the root in its own slot).
+    pub fn mark_live(&self, ino: Ino) {
+        if let Some((c, local)) = self.locate(ino) {
+            let mut free = self.tables[c].free.lock();
+            if let Some(i) = free.iter().position(|&l| l == local) {
+                free.remove(i);
+                self.live.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Mark an inode free on PM (its state word) and return its slot.
     pub fn release(&self, pm: &PmRegion, ino: Ino) -> Result<()> {
         let off = self.offset(ino).ok_or(Error::NotFound)?;

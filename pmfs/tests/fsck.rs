@@ -151,3 +151,30 @@ fn crashed_image_is_checked_as_recovery_will_leave_it() {
     assert!(r.notes.iter().any(|n| n.contains("recovered")), "{:?}", r.notes);
     assert!(run(&img, FsckMode::Check, false).skipped);
 }
+
+#[test]
+fn unreadable_root_is_recreated_and_files_go_to_lost_and_found() {
+    let img = Image::new("fsck-root", 32 << 20);
+    let fs = img.mount();
+    let root_rec = inode_tail_offset(&img, &fs, ROOT_INO) - 16;
+    let d = fs.mkdir(ROOT_INO, b"d", 0o755, ME).unwrap().ino;
+    let f = fs.mknod(d, b"f", libc::S_IFREG | 0o644, 0, ME).unwrap().ino;
+    fs.write(f, 0, b"survivor", false).unwrap();
+    fs.unmount().unwrap();
+    drop(fs);
+    poke(&img, root_rec + 30, &[0x77]); // inside the creation record: its checksum fails
+    assert!(pmfs::Fs::mount(&img.path, &Default::default()).is_err());
+    let r = run(&img, FsckMode::Check, true);
+    assert_eq!(r.exit_code(), 4);
+    assert!(r.problems.iter().any(|p| p.what.contains("root directory")), "{:?}", r.problems);
+    assert_eq!(run(&img, FsckMode::Repair, true).exit_code(), 1);
+    let r = run(&img, FsckMode::Check, true);
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let fs = img.mount();
+    let lf = fs.lookup(ROOT_INO, b"lost+found").unwrap().ino;
+    let d2 = fs.lookup(lf, format!("#{d}").as_bytes()).unwrap().ino;
+    let f2 = fs.lookup(d2, b"f").unwrap().ino;
+    let mut b = [0u8; 8];
+    fs.read(f2, 0, &mut b).unwrap();
+    assert_eq!(&b, b"survivor");
+}
