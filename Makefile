@@ -128,3 +128,10 @@ crash-test:
 
 crash-test-full:
 	$(CARGO) run --release -q -p zpmfs-crash -- --full --seed $(CRASH_SEED)
+
+# vm-test: the guest tests (tests/vm/jobs/*.sh), each in a qemu guest booted from Debian's cloud
+# kernel with emulated NVDIMMs (software emulation, no KVM). Installs what it needs (root), caches
+# the guest under /var/tmp/zpmfs-vm; last line `N passed, M failed`. See docs/VM-TESTING.md.
+.PHONY: vm-test
+vm-test:
+	$(SUDO) tests/vm/run-all.sh
