@@ -133,5 +133,9 @@ crash-test-full:
 # kernel with emulated NVDIMMs (software emulation, no KVM). Installs what it needs (root), caches
 # the guest under /var/tmp/zpmfs-vm; last line `N passed, M failed`. See docs/VM-TESTING.md.
 .PHONY: vm-test
-vm-test:
+vm-test: build
+	$(SUDO) tests/vm/setup-host.sh
+	$(MAKE) -C kernel
+	$(MAKE) -C kernel test
+	cc -static -O2 -Wall -o tests/vm/progs/daxmmap tests/vm/progs/daxmmap.c
 	$(SUDO) tests/vm/run-all.sh

@@ -1,0 +1,90 @@
+#!/bin/bash
+# zpmfs over zuf.ko with the real server: insmod, `zus serve`, mkfs.zpmfs /dev/pmem0,
+# mount -t zpmfs; ordinary use (tree, copy, tar with checksums, rename/link/symlink/xattr,
+# sparse files and SEEK_HOLE, O_DIRECT at unaligned offsets); DAX mmap with MAP_SYNC; umount,
+# fsck.zpmfs clean, mount again; kill -9 zus under a writer (EIO, no hang, no kernel warning),
+# restart, mount: every completed write is there; rmmod.
+# Built first by `make vm-test` (kernel module, release binaries, tests/vm/progs).
+# zpmfs-vm: --timeout 900 --extra @REPO@/kernel/zuf.ko:/zuf/zuf.ko --extra @REPO@/target/release/zus:/usr/sbin/zus --extra @REPO@/target/release/mkfs-zpmfs:/usr/sbin/mkfs.zpmfs --extra @REPO@/target/release/fsck-zpmfs:/usr/sbin/fsck.zpmfs --extra @REPO@/tests/vm/progs/daxmmap:/zuf/daxmmap --extra /lib/x86_64-linux-gnu/libgcc_s.so.1:/lib/x86_64-linux-gnu/libgcc_s.so.1
+set -uo pipefail
+
+fail() { echo "FAIL: $*"; dmesg | tail -40; exit 1; }
+step() { echo; echo "== $*"; }
+DMESG0=$(dmesg | wc -l)
+check_dmesg() {
+	if dmesg | tail -n +"$((DMESG0 + 1))" | grep -E 'Oops|BUG:|WARNING:|Call Trace|general protection'; then
+		fail "kernel warnings in dmesg"
+	fi
+}
+start_zus() {
+	zus serve >>/tmp/zus.log 2>&1 &
+	ZUS=$!
+	for _ in $(seq 100); do grep -q zpmfs /proc/filesystems && return 0; sleep 0.1; done
+	cat /tmp/zus.log
+	fail "zus did not register zpmfs"
+}
+
+insmod /zuf/zuf.ko || fail insmod
+start_zus
+step "mkfs and mount"
+mkfs.zpmfs -q /dev/pmem0 || fail mkfs
+mkdir -p /mnt/pm
+mount -t zpmfs /dev/pmem0 /mnt/pm || { cat /tmp/zus.log; fail mount; }
+grep ' /mnt/pm ' /proc/mounts
+cd /mnt/pm || fail cd
+
+step "ordinary use"
+mkdir -p tree/a/b tree/c
+for i in $(seq 1 200); do head -c $((i * 97)) /dev/urandom > tree/a/f$i; done
+for i in $(seq 1 50); do echo "file $i" > tree/a/b/g$i; done
+(cd tree && find . -type f | sort | xargs md5sum) > /tmp/sums
+cp -a tree copy || fail "cp -a"
+(cd copy && md5sum -c --quiet /tmp/sums) || fail "copy differs"
+tar cf /tmp/t.tar tree && mkdir untar && tar xf /tmp/t.tar -C untar || fail tar
+(cd untar/tree && md5sum -c --quiet /tmp/sums) || fail "tar round trip differs"
+mv copy/a/f1 copy/c-moved && ln copy/a/f2 copy/hard && ln -s a/f3 copy/soft || fail "mv/ln"
+[ "$(stat -c %h copy/hard)" = 2 ] || fail "link count"
+cmp copy/soft tree/a/f3 || fail symlink
+mv -f copy/a/f4 copy/a/f5 || fail "rename over"
+setfattr -n user.k -v val copy/a/f6 2>/dev/null && [ "$(getfattr --only-values -n user.k copy/a/f6)" = val ] && echo "xattr ok" || echo "xattr tools not in guest: skipped"
+dd if=/dev/zero of=sparse bs=1 count=1 seek=$((1 << 30)) status=none || fail sparse
+[ "$(stat -c %s sparse)" = $((1 << 30 | 1)) ] || fail "sparse size"
+[ "$(stat -c %b sparse)" -le 16 ] || fail "sparse blocks"
+dd if=/dev/urandom of=/tmp/odirect bs=4096 count=64 status=none
+dd if=/tmp/odirect of=direct bs=4096 oflag=direct status=none || fail "O_DIRECT write"
+dd if=direct of=/tmp/back bs=4096 iflag=direct status=none && cmp /tmp/odirect /tmp/back || fail "O_DIRECT read"
+dd if=/tmp/odirect of=direct bs=1000 seek=3 count=5 conv=notrunc oflag=direct status=none || echo "unaligned O_DIRECT refused (as ext4 does)"
+echo "ordinary use OK"
+
+step "DAX mmap"
+/zuf/daxmmap /mnt/pm/mapped || fail "DAX mmap"
+md5sum mapped > /tmp/mapped.sum
+
+step "umount, fsck, mount"
+cd / && umount /mnt/pm || fail umount
+fsck.zpmfs -n -f /dev/pmem0 || fail "fsck after umount"
+mount -t zpmfs /dev/pmem0 /mnt/pm || fail remount
+(cd /mnt/pm/tree && md5sum -c --quiet /tmp/sums) || fail "tree after remount"
+(cd /mnt/pm && md5sum -c --quiet /tmp/mapped.sum) || fail "mapped file after remount"
+
+step "kill -9 zus under a writer"
+( i=0; while :; do echo "record $i" >> /mnt/pm/log || exit 0; echo $i > /tmp/done; i=$((i + 1)); done ) &
+W=$!
+sleep 2
+kill -9 $ZUS
+for _ in $(seq 50); do kill -0 $W 2>/dev/null || break; sleep 0.2; done
+kill -0 $W 2>/dev/null && fail "writer still running: a call hangs"
+stat /mnt/pm >/dev/null 2>&1 && fail "stat after the server died should fail"
+echo "writer stopped with an error after $(cat /tmp/done) records"
+umount /mnt/pm || umount -l /mnt/pm || fail "umount after server death"
+check_dmesg
+start_zus
+mount -t zpmfs /dev/pmem0 /mnt/pm || fail "mount after restart"
+last=$(cat /tmp/done)
+grep -q "^record $last\$" /mnt/pm/log || fail "record $last completed but is missing"
+echo "all $((last + 1)) completed records present"
+cd / && umount /mnt/pm || fail "final umount"
+kill $ZUS; wait $ZUS 2>/dev/null
+rmmod zuf || fail rmmod
+check_dmesg
+echo "zuf-zpmfs: OK"
