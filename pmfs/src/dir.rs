@@ -15,6 +15,9 @@ pub struct DirSlot {
     pub kind: FileKind,
 }
 
+/// Hashed cookies stay below 2^60, so readdir offsets (cookie + 3) fit a signed 64-bit off_t.
+const COOKIE_MASK: u64 = (1 << 60) - 1;
+
 #[derive(Debug, Clone, Default)]
 pub struct DirIndex {
     by_name: HashMap<Vec<u8>, DirSlot>,
@@ -74,10 +77,20 @@ impl DirIndex {
         self.subdirs
     }
 
-    /// Reserve the cookie for the next entry added.
-    pub fn take_cookie(&mut self) -> u64 {
-        let c = self.next_cookie;
-        self.next_cookie += 1;
+    /// The cookie for a new entry named `name`: its position in readdir order. Cookies come
+    /// from a hash of the name, so a name removed and added again (renamed away and back
+    /// during a readdir) lands where it was, and a readdir that keeps meeting renamed entries
+    /// still ends. The low 8 bits resolve hash collisions.
+    pub fn take_cookie(&mut self, name: &[u8]) -> u64 {
+        let hi = crc32c::crc32c(name) as u64;
+        let lo = crc32c::crc32c_append(0x9e37_79b9, name) as u64;
+        let base = ((hi << 28) ^ lo) & COOKIE_MASK & !0xff;
+        if let Some(c) = (base..base + 0x100).find(|c| !self.by_cookie.contains_key(c)) {
+            return c;
+        }
+        // 256 names with one hash: go past every hashed cookie.
+        let c = self.next_cookie.max(COOKIE_MASK + 1);
+        self.next_cookie = c + 1;
         c
     }
 
@@ -91,7 +104,9 @@ impl DirIndex {
         if slot.kind == FileKind::Directory {
             self.subdirs += 1;
         }
-        self.next_cookie = self.next_cookie.max(slot.cookie + 1);
+        if slot.cookie > COOKIE_MASK {
+            self.next_cookie = self.next_cookie.max(slot.cookie + 1);
+        }
         self.by_cookie.insert(slot.cookie, name.clone());
         self.by_name.insert(name, slot);
         Ok(())
@@ -130,19 +145,35 @@ mod tests {
     #[test]
     fn cookies_keep_readdir_positions_across_changes() {
         let mut d = DirIndex::default();
-        for n in ["a", "b", "c"] {
-            let cookie = d.take_cookie();
-            d.add(n.into(), DirSlot { ino: 10 + cookie, cookie, kind: FileKind::Regular }).unwrap();
+        for (i, n) in ["a", "b", "c", "d"].iter().enumerate() {
+            let cookie = d.take_cookie(n.as_bytes());
+            d.add(n.as_bytes().to_vec(), DirSlot { ino: 10 + i as u64, cookie, kind: FileKind::Regular })
+                .unwrap();
         }
-        let first = d.list_from(0, 2);
-        assert_eq!(first.len(), 2);
-        d.remove(b"a").unwrap();
-        let cookie = d.take_cookie();
-        d.add(b"d".to_vec(), DirSlot { ino: 99, cookie, kind: FileKind::Directory }).unwrap();
-        let rest: Vec<_> = d.list_from(first[1].1.cookie + 1, 10).into_iter().map(|(n, _)| n).collect();
-        assert_eq!(rest, vec![b"c".to_vec(), b"d".to_vec()]);
-        assert_eq!(d.subdirs(), 1);
+        let all: Vec<_> = d.list_from(0, 10).into_iter().map(|(n, s)| (n, s.cookie)).collect();
+        assert_eq!(all.len(), 4);
+        // Continue after the second entry, with the third removed and re-added meanwhile:
+        // the rest is the same two names, each once.
+        let (third, third_cookie) = all[2].clone();
+        let slot = d.remove(&third).unwrap();
+        let again = d.take_cookie(&third);
+        assert_eq!(again, third_cookie);
+        d.add(third.clone(), DirSlot { cookie: again, ..slot }).unwrap();
+        let rest: Vec<_> = d.list_from(all[1].1 + 1, 10).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(rest, vec![all[2].0.clone(), all[3].0.clone()]);
         assert!(d.add(b"c".to_vec(), DirSlot { ino: 1, cookie: 50, kind: FileKind::Regular }).is_err());
+    }
+
+    #[test]
+    fn colliding_cookies_get_the_next_slot() {
+        let mut d = DirIndex::default();
+        let c = d.take_cookie(b"x");
+        d.add(b"x".to_vec(), DirSlot { ino: 1, cookie: c, kind: FileKind::Regular }).unwrap();
+        // Another name that happened to hash the same takes the following slot.
+        d.by_cookie.insert(c + 1, b"y".to_vec());
+        let c2 = d.take_cookie(b"x");
+        assert_eq!(c2, c + 2);
+        assert!(c2 < COOKIE_MASK);
     }
 
     #[test]

@@ -357,14 +357,22 @@ impl Fs {
                 _ => dir.get(name).ok_or(Error::NotFound)?,
             }
         };
-        self.getattr(slot.ino).map_err(|e| match e {
-            Error::NotFound => Error::Corrupt(format!(
-                "directory {parent}: entry {:?} names inode {}, which is not in use; run fsck.zpmfs",
-                String::from_utf8_lossy(name),
-                slot.ino
-            )),
+        match self.getattr(slot.ino) {
+            Err(Error::NotFound) => {
+                // Removed since we looked (a racing unlink) is ENOENT; still named is damage.
+                let still = p.read().dir.as_ref().and_then(|d| d.get(name)) == Some(slot);
+                Err(if still && name != b"." && name != b".." {
+                    Error::Corrupt(format!(
+                        "directory {parent}: entry {:?} names inode {}, which is not in use; run fsck.zpmfs",
+                        String::from_utf8_lossy(name),
+                        slot.ino
+                    ))
+                } else {
+                    Error::NotFound
+                })
+            }
             other => other,
-        })
+        }
     }
 
     pub fn getattr(&self, ino: Ino) -> Result<Attr> {
@@ -471,7 +479,7 @@ impl Fs {
             if let Some(t) = target {
                 self.write_locked(&mut st, 0, t)?;
             }
-            let cookie = pst.dir_mut()?.take_cookie();
+            let cookie = pst.dir_mut()?.take_cookie(name);
             let add = Entry::DentryAdd {
                 ino,
                 cookie,
@@ -566,7 +574,7 @@ impl Fs {
             return Err(Error::TooManyLinks);
         }
         let now = Timespec::now();
-        let cookie = l.get(new_parent).dir_mut()?.take_cookie();
+        let cookie = l.get(new_parent).dir_mut()?.take_cookie(new_name);
         let add = Entry::DentryAdd { ino, cookie, kind: kind_code(kind), time: now, name: new_name.to_vec() };
         self.commit_many(
             &mut l,
@@ -776,7 +784,11 @@ impl Fs {
         if let Some(d) = dst {
             push(new_parent, del(d, new_name));
         }
-        let c1 = l.get(new_parent).dir_mut()?.take_cookie();
+        // A replaced or exchanged entry gives its readdir position to the name that takes it.
+        let c1 = match dst {
+            Some(d) => d.cookie,
+            None => l.get(new_parent).dir_mut()?.take_cookie(new_name),
+        };
         push(
             new_parent,
             Entry::DentryAdd {
@@ -795,7 +807,7 @@ impl Fs {
         let mut victim = None;
         if let Some(d) = dst {
             if flags.exchange {
-                let c2 = l.get(parent).dir_mut()?.take_cookie();
+                let c2 = src.cookie;
                 push(
                     parent,
                     Entry::DentryAdd {

@@ -646,7 +646,7 @@ fn apply_actions(
                 {
                     let r = fs.inode(lf)?;
                     let mut st = r.write();
-                    let cookie = st.dir_mut()?.take_cookie();
+                    let cookie = st.dir_mut()?.take_cookie(&name);
                     fs.commit(
                         &mut st,
                         vec![Entry::DentryAdd { ino, cookie, kind: kind_code(kind), time: now, name }],

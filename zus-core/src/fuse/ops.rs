@@ -57,6 +57,20 @@ impl<F: ZusFs + 'static> FuseServer<F> {
         }
     }
 
+    /// Drop setuid, and setgid when group execute is set (should_remove_suid's rule).
+    fn kill_suidgid(&self, ino: u64) -> crate::fs_api::Result<()> {
+        let perm = self.fs.getattr(ino)?.perm as u32;
+        let mut kill = libc::S_ISUID;
+        if perm & libc::S_IXGRP != 0 {
+            kill |= libc::S_ISGID;
+        }
+        if perm & kill != 0 {
+            let set = crate::fs_api::SetAttr { mode: Some(perm & !kill), ..Default::default() };
+            self.fs.setattr(ino, &set)?;
+        }
+        Ok(())
+    }
+
     fn reply_empty(reply: ReplyEmpty, r: crate::fs_api::Result<()>) {
         match r {
             Ok(()) => reply.ok(),
@@ -292,6 +306,15 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
         // whether it appends; older kernels send none, so the flags of the open decide.
         let append = !write_flags.contains(WriteFlags::FUSE_WRITE_CACHE)
             && if self.write_flags_reliable { flags.0 & libc::O_APPEND != 0 } else { fh.0 & FH_APPEND != 0 };
+        // A write by someone other than the owner (the kernel tells us so) drops setuid, and
+        // setgid where group execute is set, as every local filesystem does; before the data
+        // lands, so no moment has new data under the old privileges.
+        if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID) {
+            if let Err(e) = self.kill_suidgid(ino.0) {
+                reply.error(errno(&e));
+                return;
+            }
+        }
         match self.fs.write(ino.0, offset, data, append) {
             Ok((n, _at)) => match u32::try_from(n) {
                 Ok(n) => reply.written(n),
@@ -299,6 +322,27 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
             },
             Err(e) => reply.error(errno(&e)),
         }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.pin.pin_current();
+        // An open directory handle keeps a removed directory alive until releasedir, as a file.
+        match self.fs.open(ino.0) {
+            Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.pin.pin_current();
+        Self::reply_empty(reply, self.fs.release(ino.0));
     }
 
     fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _owner: LockOwner, reply: ReplyEmpty) {
