@@ -5,7 +5,7 @@ use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::process::Command;
@@ -465,4 +465,38 @@ fn file_sizes_around_block_boundaries_read_back() {
     let m = fs::metadata(&p).unwrap();
     assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o751, 1234, 5678));
     assert_eq!((m.mtime(), m.mtime_nsec()), (981173106, 789_000_000));
+}
+
+#[test]
+fn write_by_another_user_drops_setuid_and_setgid() {
+    let fs = TestFs::formatted("killsuid", DEFAULT_IMAGE_SIZE);
+    let out = fs.try_mount(&["-o", "allow_other"]);
+    assert!(out.success(), "mount -o allow_other: {}", out.text());
+    let f = fs.path("suid");
+    std::fs::write(&f, b"#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o6777)).unwrap();
+    require_tool("setpriv");
+    let cmd = format!("echo more >> {}", f.display());
+    let st = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", &cmd])
+        .status()
+        .unwrap();
+    assert!(st.success(), "write as nobody failed");
+    let mode = std::fs::metadata(&f).unwrap().permissions().mode();
+    assert_eq!(mode & 0o6000, 0, "setuid/setgid survived a write by another user: {mode:o}");
+    assert_eq!(std::fs::read(&f).unwrap(), b"#!/bin/sh\nmore\n");
+}
+
+#[test]
+fn an_open_directory_outlives_rmdir() {
+    let fs = TestFs::new("opendir");
+    let d = fs.path("d");
+    std::fs::create_dir(&d).unwrap();
+    let handle = File::open(&d).unwrap();
+    std::fs::remove_dir(&d).unwrap();
+    let meta = handle.metadata().expect("fstat of an open, removed directory");
+    assert!(meta.is_dir());
+    assert_eq!(meta.nlink(), 0);
+    drop(handle);
+    assert!(!d.exists());
 }
