@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * zuf-inode.c - inodes: iget by the server's inode number, attributes from struct zuf_attr
+ * (validated), getattr and setattr (truncate unmaps what it frees first), eviction, and the
+ * inode operations of regular files, special files and symlinks.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/pagemap.h>
+#include "zuf.h"
+
+static bool zuf_type_ok(u32 mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR: case S_IFBLK:
+	case S_IFIFO: case S_IFSOCK:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Validate attributes from the server; @want_ino 0 accepts any inode number. */
+int zuf_check_attr(const struct zuf_attr *attr, u64 want_ino)
+{
+	if (!attr->ino || (want_ino && attr->ino != want_ino) || !zuf_type_ok(attr->mode) ||
+	    (attr->mode & ~(S_IFMT | 07777)) || attr->size > MAX_LFS_FILESIZE ||
+	    attr->atime.nsec >= NSEC_PER_SEC || attr->mtime.nsec >= NSEC_PER_SEC ||
+	    attr->ctime.nsec >= NSEC_PER_SEC) {
+		pr_warn_ratelimited("bad attributes from the server (ino %llu, wanted %llu, mode %o)\n",
+				    attr->ino, want_ino, attr->mode);
+		return -EIO;
+	}
+	return 0;
+}
+
+static struct timespec64 zuf_ts(const struct zuf_time *t)
+{
+	return (struct timespec64){ .tv_sec = t->sec, .tv_nsec = t->nsec };
+}
+
+/* Attributes of a checked @attr into @inode (whose type they match). */
+void zuf_apply_attr(struct inode *inode, const struct zuf_attr *attr)
+{
+	inode->i_mode = (inode->i_mode & S_IFMT) | (attr->mode & 07777);
+	inode->i_uid = make_kuid(&init_user_ns, attr->uid);
+	inode->i_gid = make_kgid(&init_user_ns, attr->gid);
+	set_nlink(inode, attr->nlink);
+	i_size_write(inode, attr->size);
+	inode->i_blocks = attr->blocks;
+	inode->i_atime = zuf_ts(&attr->atime);
+	inode->i_mtime = zuf_ts(&attr->mtime);
+	inode->i_ctime = zuf_ts(&attr->ctime);
+}
+
+/*
+ * Attributes a reply may carry (WRITE, FALLOCATE, LINK): applied when the server filled them
+ * for this inode, ignored when it left them out (attr.ino 0 or another inode). Returns
+ * whether they were applied.
+ */
+bool zuf_apply_reply_attr(struct inode *inode, const struct zuf_attr *attr)
+{
+	if (attr->ino != inode->i_ino || zuf_check_attr(attr, inode->i_ino))
+		return false;
+	if ((attr->mode ^ inode->i_mode) & S_IFMT) {
+		pr_warn_ratelimited("server retyped inode %lu\n", inode->i_ino);
+		return false;
+	}
+	zuf_apply_attr(inode, attr);
+	return true;
+}
+
+static void zuf_set_ops(struct inode *inode, const struct zuf_attr *attr)
+{
+	switch (inode->i_mode & S_IFMT) {
+	case S_IFREG:
+		inode->i_op = &zuf_file_iops;
+		inode->i_fop = &zuf_file_fops;
+		inode->i_mapping->a_ops = &zuf_aops;
+		inode->i_flags |= S_DAX;
+		break;
+	case S_IFDIR:
+		inode->i_op = &zuf_dir_iops;
+		inode->i_fop = &zuf_dir_fops;
+		break;
+	case S_IFLNK:
+		inode->i_op = &zuf_symlink_iops;
+		break;
+	default:
+		inode->i_op = &zuf_special_iops;
+		init_special_inode(inode, inode->i_mode, new_decode_dev(attr->rdev));
+		break;
+	}
+}
+
+/*
+ * The inode of checked @attr, new or cached. @created: the server says it just made it, so
+ * an inode the kernel already has means a broken server (a second name for a directory
+ * would break the dcache).
+ */
+struct inode *zuf_iget(struct super_block *sb, const struct zuf_attr *attr, bool created)
+{
+	struct inode *inode;
+
+	inode = iget_locked(sb, attr->ino);
+	if (!inode)
+		return ERR_PTR(-ENOMEM);
+	if (!(inode->i_state & I_NEW)) {
+		if (created || ((inode->i_mode ^ attr->mode) & S_IFMT)) {
+			pr_warn_ratelimited("server reused or retyped inode %llu\n", attr->ino);
+			iput(inode);
+			return ERR_PTR(-EIO);
+		}
+		zuf_apply_attr(inode, attr);
+		return inode;
+	}
+	inode->i_mode = attr->mode;
+	zuf_apply_attr(inode, attr);
+	zuf_set_ops(inode, attr);
+	unlock_new_inode(inode);
+	return inode;
+}
+
+static int zuf_refresh(struct inode *inode)
+{
+	struct zuf_call op = { .op = ZUF_OP_GETATTR, .ino = inode->i_ino };
+	int err;
+
+	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
+	if (!err)
+		err = zuf_check_attr(&op.attr, inode->i_ino);
+	if (!err && ((inode->i_mode ^ op.attr.mode) & S_IFMT))
+		err = -EIO;
+	if (!err)
+		zuf_apply_attr(inode, &op.attr);
+	return err;
+}
+
+int zuf_getattr(struct user_namespace *mnt_userns, const struct path *path,
+		struct kstat *stat, u32 request_mask, unsigned int flags)
+{
+	struct inode *inode = d_inode(path->dentry);
+	int err;
+
+	err = zuf_refresh(inode);
+	if (err)
+		return err;
+	generic_fillattr(mnt_userns, inode, stat);
+	stat->blksize = PAGE_SIZE;
+	return 0;
+}
+
+static void zuf_time_of(struct zuf_time *zt, const struct timespec64 *ts)
+{
+	zt->sec = ts->tv_sec;
+	zt->nsec = ts->tv_nsec;
+}
+
+int zuf_setattr(struct user_namespace *mnt_userns, struct dentry *dentry,
+		struct iattr *iattr)
+{
+	struct inode *inode = d_inode(dentry);
+	struct zuf_setattr set = {};
+	struct zuf_call op = { .op = ZUF_OP_SETATTR, .ino = inode->i_ino, .set = &set };
+	bool truncate = false;
+	int err;
+
+	err = setattr_prepare(mnt_userns, dentry, iattr);
+	if (err)
+		return err;
+	if (iattr->ia_valid & ATTR_MODE) {
+		set.valid |= ZUF_SET_MODE;
+		set.mode = iattr->ia_mode & 07777;
+	}
+	if (iattr->ia_valid & ATTR_UID) {
+		set.valid |= ZUF_SET_UID;
+		set.uid = from_kuid(&init_user_ns, from_vfsuid(mnt_userns, i_user_ns(inode),
+							       iattr->ia_vfsuid));
+	}
+	if (iattr->ia_valid & ATTR_GID) {
+		set.valid |= ZUF_SET_GID;
+		set.gid = from_kgid(&init_user_ns, from_vfsgid(mnt_userns, i_user_ns(inode),
+							       iattr->ia_vfsgid));
+	}
+	if (iattr->ia_valid & ATTR_SIZE) {
+		if (!S_ISREG(inode->i_mode))
+			return -EINVAL;
+		set.valid |= ZUF_SET_SIZE;
+		set.size = iattr->ia_size;
+		truncate = true;
+	}
+	if (iattr->ia_valid & ATTR_ATIME) {
+		set.valid |= (iattr->ia_valid & ATTR_ATIME_SET) ? ZUF_SET_ATIME : ZUF_SET_ATIME_NOW;
+		zuf_time_of(&set.atime, &iattr->ia_atime);
+	}
+	if (iattr->ia_valid & ATTR_MTIME) {
+		set.valid |= (iattr->ia_valid & ATTR_MTIME_SET) ? ZUF_SET_MTIME : ZUF_SET_MTIME_NOW;
+		zuf_time_of(&set.mtime, &iattr->ia_mtime);
+	}
+	if (iattr->ia_valid & ATTR_CTIME) {
+		set.valid |= ZUF_SET_CTIME;
+		zuf_time_of(&set.ctime, &iattr->ia_ctime);
+	}
+	if (!set.valid)
+		return 0;
+
+	if (truncate) {
+		/* No fault may map a block the server is about to free. */
+		filemap_invalidate_lock(inode->i_mapping);
+		if (iattr->ia_size < i_size_read(inode))
+			unmap_mapping_range(inode->i_mapping,
+					    round_up(iattr->ia_size, PAGE_SIZE), 0, 1);
+	}
+	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
+	if (!err)
+		err = zuf_check_attr(&op.attr, inode->i_ino);
+	if (!err && ((inode->i_mode ^ op.attr.mode) & S_IFMT))
+		err = -EIO;
+	if (!err)
+		zuf_apply_attr(inode, &op.attr);
+	if (truncate)
+		filemap_invalidate_unlock(inode->i_mapping);
+	return err;
+}
+
+void zuf_evict_inode(struct inode *inode)
+{
+	struct zuf_sb_info *sbi = ZUF_SB(inode->i_sb);
+	struct zuf_call op = { .op = ZUF_OP_EVICT, .ino = inode->i_ino };
+	int err;
+
+	truncate_inode_pages_final(&inode->i_data);
+	clear_inode(inode);
+	if (zuf_server_dead(sbi->srv))
+		return;
+	err = zuf_dispatch(sbi, &op);
+	if (err && err != -EIO)
+		pr_warn_ratelimited("evict of inode %lu: %d\n", inode->i_ino, err);
+}
+
+static const char *zuf_get_link(struct dentry *dentry, struct inode *inode,
+				struct delayed_call *done)
+{
+	struct zuf_io io = { .server_writes = true };
+	struct zuf_call op = { .op = ZUF_OP_READLINK, .ino = inode->i_ino, .len = PAGE_SIZE - 1,
+			     .io = &io };
+	char *target;
+	int err;
+
+	if (!dentry)
+		return ERR_PTR(-ECHILD);
+	err = zuf_io_alloc_kernel(&io, PAGE_SIZE);
+	if (err)
+		return ERR_PTR(err);
+	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
+	if (!err && (op.out_len == 0 || op.out_len >= PAGE_SIZE ||
+		     memchr(page_address(io.pages[0]), '\0', op.out_len)))
+		err = -EIO;
+	if (err) {
+		target = ERR_PTR(err);
+		goto out;
+	}
+	target = kmemdup_nul(page_address(io.pages[0]), op.out_len, GFP_KERNEL);
+	if (!target) {
+		target = ERR_PTR(-ENOMEM);
+		goto out;
+	}
+	set_delayed_call(done, kfree_link, target);
+out:
+	zuf_io_free_kernel(&io);
+	return target;
+}
+
+const struct inode_operations zuf_file_iops = {
+	.getattr	= zuf_getattr,
+	.setattr	= zuf_setattr,
+	.listxattr	= zuf_listxattr,
+};
+
+const struct inode_operations zuf_special_iops = {
+	.getattr	= zuf_getattr,
+	.setattr	= zuf_setattr,
+	.listxattr	= zuf_listxattr,
+};
+
+const struct inode_operations zuf_symlink_iops = {
+	.get_link	= zuf_get_link,
+	.getattr	= zuf_getattr,
+	.setattr	= zuf_setattr,
+	.listxattr	= zuf_listxattr,
+};

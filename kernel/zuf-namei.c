@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * zuf-namei.c - directory inode operations: VFS glue only. Every name operation is one
+ * request to the server; the reply's attributes are checked and the dcache is updated.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include "zuf.h"
+
+/* Link counts the kernel adjusts itself; never below zero, whatever the server said. */
+static void zuf_drop_nlink(struct inode *inode)
+{
+	if (inode->i_nlink)
+		drop_nlink(inode);
+}
+
+static void zuf_inc_nlink(struct inode *inode)
+{
+	if (inode->i_nlink)
+		inc_nlink(inode);
+}
+
+static struct dentry *zuf_lookup(struct inode *dir, struct dentry *dentry, unsigned int flags)
+{
+	struct zuf_call op = { .op = ZUF_OP_LOOKUP, .ino = dir->i_ino, .name = &dentry->d_name };
+	struct inode *inode = NULL;
+	int err;
+
+	err = zuf_dispatch(ZUF_SB(dir->i_sb), &op);
+	if (err == -ENOENT)
+		return d_splice_alias(NULL, dentry);
+	if (err)
+		return ERR_PTR(err);
+	err = zuf_check_attr(&op.attr, 0);
+	if (err)
+		return ERR_PTR(err);
+	if (op.attr.ino == dir->i_ino) {
+		pr_warn_ratelimited("lookup in %lu returned the directory itself\n", dir->i_ino);
+		return ERR_PTR(-EIO);
+	}
+	inode = zuf_iget(dir->i_sb, &op.attr, false);
+	if (IS_ERR(inode))
+		return ERR_CAST(inode);
+	return d_splice_alias(inode, dentry);
+}
+
+/* Create @dentry in @dir: MKNOD, MKDIR or SYMLINK (@target in the window). */
+static int zuf_new(struct inode *dir, struct dentry *dentry, u32 opcode, umode_t mode,
+		   dev_t rdev, const char *target)
+{
+	struct zuf_io io = { .server_writes = false };
+	struct zuf_call op = { .op = opcode, .ino = dir->i_ino, .name = &dentry->d_name,
+			     .mode = mode, .rdev = new_encode_dev(rdev) };
+	struct inode *inode;
+	int err;
+
+	if (target) {
+		size_t len = strlen(target);
+
+		if (len >= PAGE_SIZE)
+			return -ENAMETOOLONG;
+		err = zuf_io_alloc_kernel(&io, PAGE_SIZE);
+		if (err)
+			return err;
+		memcpy(page_address(io.pages[0]), target, len);
+		op.len = len;
+		op.io = &io;
+	}
+	err = zuf_dispatch(ZUF_SB(dir->i_sb), &op);
+	if (target)
+		zuf_io_free_kernel(&io);
+	if (err)
+		return err;
+	err = zuf_check_attr(&op.attr, 0);
+	if (err)
+		return err;
+	if (op.attr.ino == dir->i_ino || (op.attr.mode & S_IFMT) != (mode & S_IFMT)) {
+		pr_warn_ratelimited("bad reply to a create in %lu\n", dir->i_ino);
+		return -EIO;
+	}
+	inode = zuf_iget(dir->i_sb, &op.attr, true);
+	if (IS_ERR(inode))
+		return PTR_ERR(inode);
+	if (S_ISDIR(mode))
+		zuf_inc_nlink(dir);
+	d_instantiate(dentry, inode);
+	return 0;
+}
+
+static int zuf_create(struct user_namespace *mnt_userns, struct inode *dir,
+		      struct dentry *dentry, umode_t mode, bool excl)
+{
+	return zuf_new(dir, dentry, ZUF_OP_MKNOD, (mode & 07777) | S_IFREG, 0, NULL);
+}
+
+static int zuf_mknod(struct user_namespace *mnt_userns, struct inode *dir,
+		     struct dentry *dentry, umode_t mode, dev_t rdev)
+{
+	if (S_ISDIR(mode) || S_ISLNK(mode))
+		return -EINVAL;
+	return zuf_new(dir, dentry, ZUF_OP_MKNOD, mode, rdev, NULL);
+}
+
+static int zuf_mkdir(struct user_namespace *mnt_userns, struct inode *dir,
+		     struct dentry *dentry, umode_t mode)
+{
+	return zuf_new(dir, dentry, ZUF_OP_MKDIR, (mode & 07777) | S_IFDIR, 0, NULL);
+}
+
+static int zuf_symlink(struct user_namespace *mnt_userns, struct inode *dir,
+		       struct dentry *dentry, const char *target)
+{
+	return zuf_new(dir, dentry, ZUF_OP_SYMLINK, S_IFLNK | 0777, 0, target);
+}
+
+static int zuf_link(struct dentry *old_dentry, struct inode *dir, struct dentry *dentry)
+{
+	struct inode *inode = d_inode(old_dentry);
+	struct zuf_call op = { .op = ZUF_OP_LINK, .ino = inode->i_ino, .ino2 = dir->i_ino,
+			     .name = &dentry->d_name };
+	int err;
+
+	err = zuf_dispatch(ZUF_SB(dir->i_sb), &op);
+	if (err)
+		return err;
+	if (!zuf_apply_reply_attr(inode, &op.attr))
+		zuf_inc_nlink(inode);
+	ihold(inode);
+	d_instantiate(dentry, inode);
+	return 0;
+}
+
+static int zuf_unlink(struct inode *dir, struct dentry *dentry)
+{
+	struct inode *inode = d_inode(dentry);
+	struct zuf_call op = { .op = ZUF_OP_UNLINK, .ino = dir->i_ino, .name = &dentry->d_name };
+	int err;
+
+	err = zuf_dispatch(ZUF_SB(dir->i_sb), &op);
+	if (err)
+		return err;
+	inode->i_ctime = current_time(inode);
+	zuf_drop_nlink(inode);
+	return 0;
+}
+
+static int zuf_rmdir(struct inode *dir, struct dentry *dentry)
+{
+	struct inode *inode = d_inode(dentry);
+	struct zuf_call op = { .op = ZUF_OP_RMDIR, .ino = dir->i_ino, .name = &dentry->d_name };
+	int err;
+
+	err = zuf_dispatch(ZUF_SB(dir->i_sb), &op);
+	if (err)
+		return err;
+	clear_nlink(inode);
+	zuf_drop_nlink(dir);
+	return 0;
+}
+
+static int zuf_rename(struct user_namespace *mnt_userns, struct inode *old_dir,
+		      struct dentry *old_dentry, struct inode *new_dir,
+		      struct dentry *new_dentry, unsigned int flags)
+{
+	struct inode *old_inode = d_inode(old_dentry);
+	struct inode *new_inode = d_inode(new_dentry);
+	struct zuf_call op = { .op = ZUF_OP_RENAME, .ino = old_dir->i_ino,
+			     .name = &old_dentry->d_name, .ino2 = new_dir->i_ino,
+			     .name2 = &new_dentry->d_name };
+	int err;
+
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return -EINVAL;
+	if (flags & RENAME_NOREPLACE)
+		op.flags |= ZUF_F_RENAME_NOREPLACE;
+	if (flags & RENAME_EXCHANGE)
+		op.flags |= ZUF_F_RENAME_EXCHANGE;
+	err = zuf_dispatch(ZUF_SB(old_dir->i_sb), &op);
+	if (err)
+		return err;
+
+	if (flags & RENAME_EXCHANGE) {
+		if (old_dir != new_dir && S_ISDIR(old_inode->i_mode) !=
+		    S_ISDIR(new_inode->i_mode)) {
+			if (S_ISDIR(old_inode->i_mode)) {
+				zuf_drop_nlink(old_dir);
+				zuf_inc_nlink(new_dir);
+			} else {
+				zuf_drop_nlink(new_dir);
+				zuf_inc_nlink(old_dir);
+			}
+		}
+		return 0;
+	}
+	if (new_inode) {
+		if (S_ISDIR(new_inode->i_mode))
+			clear_nlink(new_inode);
+		else
+			zuf_drop_nlink(new_inode);
+	}
+	if (S_ISDIR(old_inode->i_mode)) {
+		zuf_drop_nlink(old_dir);
+		if (!new_inode)
+			zuf_inc_nlink(new_dir);
+	}
+	return 0;
+}
+
+const struct inode_operations zuf_dir_iops = {
+	.lookup		= zuf_lookup,
+	.create		= zuf_create,
+	.mknod		= zuf_mknod,
+	.mkdir		= zuf_mkdir,
+	.symlink	= zuf_symlink,
+	.link		= zuf_link,
+	.unlink		= zuf_unlink,
+	.rmdir		= zuf_rmdir,
+	.rename		= zuf_rename,
+	.getattr	= zuf_getattr,
+	.setattr	= zuf_setattr,
+	.listxattr	= zuf_listxattr,
+};

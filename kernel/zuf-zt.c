@@ -1,0 +1,526 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * zuf-zt.c - the per-CPU channels between the VFS and the server's ZT threads.
+ *
+ * A ZT opens /dev/zuf, ZUF_IOC_ZT_INIT binds the file to a CPU's channel, mmap at offset 0
+ * maps the channel's operation buffer and mmap at ZUF_WINDOW_OFFSET its application window.
+ * A VFS call picks the channel of the CPU it runs on, writes the request into the buffer,
+ * maps the application's pages (or kernel pages) into the window, wakes the ZT and waits
+ * killably. ZUF_IOC_ZT_WAIT returns the previous result and sleeps for the next operation.
+ * Afterwards the window is zapped and the pages released. If the ZT's file is released (the
+ * server died), the waiting call and every later one get -EIO.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/mm.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+#include <linux/cred.h>
+#include <linux/capability.h>
+#include "zuf.h"
+
+static void zuf_chan_free(struct kref *kref)
+{
+	struct zuf_chan *chan = container_of(kref, struct zuf_chan, kref);
+
+	if (chan->mm)
+		mmdrop(chan->mm);
+	vfree(chan->buf);
+	if (chan->scratch)
+		__free_page(chan->scratch);
+	kfree(chan);
+}
+
+static void zuf_chan_put(struct zuf_chan *chan)
+{
+	kref_put(&chan->kref, zuf_chan_free);
+}
+
+long zuf_ioc_zt_init(struct file *file, void __user *arg)
+{
+	struct zuf_file *zf = file->private_data;
+	struct zuf_zt_init init;
+	struct zuf_server *srv;
+	struct zuf_chan *chan;
+	int err = 0;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	if (copy_from_user(&init, arg, sizeof(init)))
+		return -EFAULT;
+	if (init.flags || init.cpu >= nr_cpu_ids || !cpu_possible(init.cpu))
+		return -EINVAL;
+	if (READ_ONCE(zf->chan))
+		return -EBUSY;
+	srv = zuf_file_attach(file);
+	if (IS_ERR(srv))
+		return PTR_ERR(srv);
+
+	chan = kzalloc(sizeof(*chan), GFP_KERNEL);
+	if (!chan)
+		return -ENOMEM;
+	kref_init(&chan->kref);
+	chan->srv = srv;
+	chan->cpu = init.cpu;
+	mutex_init(&chan->mutex);
+	spin_lock_init(&chan->lock);
+	init_waitqueue_head(&chan->zt_wq);
+	init_waitqueue_head(&chan->done_wq);
+	chan->buf = vmalloc_user(ZUF_OP_BUF_SIZE);
+	chan->scratch = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	if (!chan->buf || !chan->scratch) {
+		err = -ENOMEM;
+		goto out_put;
+	}
+
+	/* zf->chan is set once, under srv->lock, so two racing ZT_INITs cannot both win */
+	spin_lock(&srv->lock);
+	if (srv->dead) {
+		err = -EIO;
+	} else if (zf->chan || srv->chans[init.cpu]) {
+		err = -EBUSY;
+	} else {
+		srv->chans[init.cpu] = chan;
+		WRITE_ONCE(zf->chan, chan);
+	}
+	spin_unlock(&srv->lock);
+	if (err)
+		goto out_put;
+	return 0;
+
+out_put:
+	zuf_chan_put(chan);
+	return err;
+}
+
+/* The ZT's file is released: fail what waits on the channel, forget it, drop it. */
+void zuf_chan_release(struct zuf_chan *chan)
+{
+	struct zuf_server *srv = chan->srv;
+
+	spin_lock(&chan->lock);
+	chan->dead = true;
+	spin_unlock(&chan->lock);
+	wake_up_all(&chan->done_wq);
+	wake_up_all(&chan->zt_wq);
+	spin_lock(&srv->lock);
+	if (srv->chans[chan->cpu] == chan)
+		srv->chans[chan->cpu] = NULL;
+	spin_unlock(&srv->lock);
+	zuf_chan_put(chan);
+}
+
+/* ---- the window VMA in the server ---- */
+
+static vm_fault_t zuf_win_fault(struct vm_fault *vmf)
+{
+	struct zuf_chan *chan = vmf->vma->vm_private_data;
+
+	/* Outside an operation: the server sees a scratch page, never someone's data. */
+	return vmf_insert_pfn_prot(vmf->vma, vmf->address, page_to_pfn(chan->scratch),
+				   vm_get_page_prot(vmf->vma->vm_flags));
+}
+
+/*
+ * A server store to a page it may only read (the source of a WRITE, which may be shared or
+ * the zero page). Having this hook also keeps the VMA's default protection read-only, so
+ * every writable PTE in the window is one zuf_win_map inserted writable on purpose.
+ */
+static vm_fault_t zuf_win_pfn_mkwrite(struct vm_fault *vmf)
+{
+	return VM_FAULT_SIGBUS;
+}
+
+static void zuf_win_close(struct vm_area_struct *vma)
+{
+	struct zuf_chan *chan = vma->vm_private_data;
+
+	spin_lock(&chan->lock);
+	if (chan->win_addr == vma->vm_start)
+		chan->win_addr = 0;
+	spin_unlock(&chan->lock);
+}
+
+static int zuf_win_may_split(struct vm_area_struct *vma, unsigned long addr)
+{
+	return -EINVAL;
+}
+
+static int zuf_win_mremap(struct vm_area_struct *vma)
+{
+	return -EINVAL;
+}
+
+static const struct vm_operations_struct zuf_win_vm_ops = {
+	.fault		= zuf_win_fault,
+	.pfn_mkwrite	= zuf_win_pfn_mkwrite,
+	.close		= zuf_win_close,
+	.may_split	= zuf_win_may_split,
+	.mremap		= zuf_win_mremap,
+};
+
+int zuf_zt_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct zuf_file *zf = file->private_data;
+	struct zuf_chan *chan = READ_ONCE(zf->chan);
+	unsigned long len = vma->vm_end - vma->vm_start;
+	int err = 0;
+
+	if (!chan)
+		return -EINVAL;
+	if (vma->vm_pgoff == 0) {
+		if (len > ZUF_OP_BUF_SIZE)
+			return -EINVAL;
+		return remap_vmalloc_range(vma, chan->buf, 0);
+	}
+	if (vma->vm_pgoff != ZUF_WINDOW_OFFSET >> PAGE_SHIFT || len != ZUF_WINDOW_SIZE ||
+	    (vma->vm_flags & (VM_SHARED | VM_WRITE)) != (VM_SHARED | VM_WRITE))
+		return -EINVAL;
+
+	spin_lock(&chan->lock);
+	if (chan->win_addr)
+		err = -EBUSY;
+	else if (chan->mm && chan->mm != current->mm)
+		err = -EINVAL;
+	if (!err) {
+		if (!chan->mm) {
+			mmgrab(current->mm);
+			chan->mm = current->mm;
+		}
+		chan->win_addr = vma->vm_start;
+	}
+	spin_unlock(&chan->lock);
+	if (err)
+		return err;
+	/*
+	 * VM_PFNMAP, not VM_MIXEDMAP: zap_vma_ptes only zaps VM_PFNMAP VMAs, and the PTEs are
+	 * special (no refcount, no rmap, not reachable by GUP or /proc/pid/mem with VM_IO).
+	 */
+	vma->vm_flags |= VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_DONTCOPY | VM_DONTDUMP;
+	vma->vm_ops = &zuf_win_vm_ops;
+	vma->vm_private_data = chan;
+	return 0;
+}
+
+/* The window VMA of @chan in @mm, or NULL; mmap lock held. */
+static struct vm_area_struct *zuf_win_vma(struct zuf_chan *chan, struct mm_struct *mm)
+{
+	struct vm_area_struct *vma;
+	unsigned long addr;
+
+	spin_lock(&chan->lock);
+	addr = chan->win_addr;
+	spin_unlock(&chan->lock);
+	if (!addr)
+		return NULL;
+	vma = vma_lookup(mm, addr);
+	if (!vma || vma->vm_start != addr || vma->vm_ops != &zuf_win_vm_ops ||
+	    vma->vm_private_data != chan || vma->vm_end - vma->vm_start != ZUF_WINDOW_SIZE)
+		return NULL;
+	return vma;
+}
+
+static int zuf_win_map(struct zuf_chan *chan, struct zuf_io *io)
+{
+	struct mm_struct *mm = chan->mm;
+	struct vm_area_struct *vma;
+	pgprot_t prot;
+	unsigned int i;
+	int err = 0;
+
+	if (!mm || io->nr_pages > ZUF_WINDOW_PAGES || !mmget_not_zero(mm))
+		return -EIO;
+	mmap_read_lock(mm);
+	vma = zuf_win_vma(chan, mm);
+	if (!vma) {
+		err = -EIO;
+		goto out;
+	}
+	/* Pages the server only reads are mapped read-only: they may be shared. */
+	prot = vm_get_page_prot(io->server_writes ? vma->vm_flags :
+				vma->vm_flags & ~(VM_WRITE | VM_MAYWRITE));
+	/* a PTE the server faulted in outside an operation would survive the insert */
+	zap_vma_ptes(vma, vma->vm_start, (unsigned long)io->nr_pages << PAGE_SHIFT);
+	for (i = 0; i < io->nr_pages; i++) {
+		vm_fault_t ret;
+
+		ret = vmf_insert_pfn_prot(vma, vma->vm_start + i * PAGE_SIZE,
+					  page_to_pfn(io->pages[i]), prot);
+		if (ret != VM_FAULT_NOPAGE) {
+			err = ret == VM_FAULT_OOM ? -ENOMEM : -EIO;
+			zap_vma_ptes(vma, vma->vm_start, i * PAGE_SIZE);
+			break;
+		}
+	}
+out:
+	mmap_read_unlock(mm);
+	mmput(mm);
+	return err;
+}
+
+static void zuf_win_unmap(struct zuf_chan *chan, struct zuf_io *io)
+{
+	struct mm_struct *mm = chan->mm;
+	struct vm_area_struct *vma;
+
+	if (!mm || !mmget_not_zero(mm))
+		return;		/* the server's address space is gone, and the window with it */
+	mmap_read_lock(mm);
+	vma = zuf_win_vma(chan, mm);
+	if (vma)
+		zap_vma_ptes(vma, vma->vm_start, (unsigned long)io->nr_pages << PAGE_SHIFT);
+	mmap_read_unlock(mm);
+	mmput(mm);
+}
+
+int zuf_io_alloc_kernel(struct zuf_io *io, size_t len)
+{
+	unsigned int i, nr = DIV_ROUND_UP(len, PAGE_SIZE);
+
+	if (!nr || nr > ZUF_WINDOW_PAGES)
+		return -EINVAL;
+	io->pages = kcalloc(nr, sizeof(*io->pages), GFP_KERNEL);
+	if (!io->pages)
+		return -ENOMEM;
+	io->off = 0;
+	for (i = 0; i < nr; i++) {
+		/* zeroed: the server never sees stale kernel memory */
+		io->pages[i] = alloc_page(GFP_KERNEL | __GFP_ZERO);
+		if (!io->pages[i]) {
+			io->nr_pages = i;
+			zuf_io_free_kernel(io);
+			return -ENOMEM;
+		}
+	}
+	io->nr_pages = nr;
+	return 0;
+}
+
+void zuf_io_free_kernel(struct zuf_io *io)
+{
+	unsigned int i;
+
+	for (i = 0; i < io->nr_pages; i++)
+		__free_page(io->pages[i]);
+	kfree(io->pages);
+	io->pages = NULL;
+	io->nr_pages = 0;
+}
+
+/* ---- the ZT's side ---- */
+
+static bool zuf_zt_has_op(struct zuf_chan *chan)
+{
+	bool ret;
+
+	spin_lock(&chan->lock);
+	ret = chan->pending || chan->dead;
+	spin_unlock(&chan->lock);
+	return ret;
+}
+
+long zuf_ioc_zt_wait(struct file *file, void __user *arg)
+{
+	struct zuf_file *zf = file->private_data;
+	struct zuf_chan *chan = READ_ONCE(zf->chan);
+	struct zuf_zt_wait w;
+	long err;
+
+	if (!chan)
+		return -EINVAL;
+	if (copy_from_user(&w, arg, sizeof(w)))
+		return -EFAULT;
+
+	spin_lock(&chan->lock);
+	if (chan->in_service) {
+		chan->in_service = false;
+		if (!chan->abandoned) {
+			chan->result = w.prev_result;
+			chan->done = true;
+		}
+		chan->abandoned = false;
+		wake_up(&chan->done_wq);
+	}
+	spin_unlock(&chan->lock);
+
+	err = wait_event_interruptible(chan->zt_wq, zuf_zt_has_op(chan));
+	if (err)
+		return err;
+	spin_lock(&chan->lock);
+	if (chan->dead) {
+		err = -EIO;
+	} else {
+		chan->pending = false;
+		chan->in_service = true;
+	}
+	spin_unlock(&chan->lock);
+	return err;
+}
+
+/* ---- the VFS's side ---- */
+
+static struct zuf_chan *zuf_chan_pick(struct zuf_server *srv)
+{
+	unsigned int cpu = raw_smp_processor_id(), i;
+	struct zuf_chan *chan = NULL;
+
+	spin_lock(&srv->lock);
+	for (i = 0; !srv->dead && i < nr_cpu_ids; i++) {
+		struct zuf_chan *c = srv->chans[(cpu + i) % nr_cpu_ids];
+
+		if (c && !READ_ONCE(c->dead)) {
+			kref_get(&c->kref);
+			chan = c;
+			break;
+		}
+	}
+	spin_unlock(&srv->lock);
+	return chan;
+}
+
+static bool zuf_chan_idle(struct zuf_chan *chan)
+{
+	bool ret;
+
+	spin_lock(&chan->lock);
+	ret = !chan->in_service || chan->dead;
+	spin_unlock(&chan->lock);
+	return ret;
+}
+
+static bool zuf_chan_answered(struct zuf_chan *chan)
+{
+	bool ret;
+
+	spin_lock(&chan->lock);
+	ret = chan->done || chan->dead;
+	spin_unlock(&chan->lock);
+	return ret;
+}
+
+static void zuf_fill_buf(struct zuf_op_buf *buf, struct zuf_sb_info *sbi,
+			 const struct zuf_call *op)
+{
+	memset(buf, 0, sizeof(*buf));
+	buf->op = op->op;
+	buf->flags = op->flags;
+	buf->sb_id = sbi->sb_id;
+	buf->ino = op->ino;
+	buf->ino2 = op->ino2;
+	buf->offset = op->offset;
+	buf->len = op->len;
+	buf->window_off = op->io ? op->io->off : 0;
+	buf->mode = op->mode;
+	buf->rdev = op->rdev;
+	buf->uid = from_kuid_munged(&init_user_ns, current_fsuid());
+	buf->gid = from_kgid_munged(&init_user_ns, current_fsgid());
+	if (op->name) {
+		buf->name_len = op->name->len;
+		memcpy(buf->name, op->name->name, op->name->len);
+	}
+	if (op->name2) {
+		buf->name2_len = op->name2->len;
+		memcpy(buf->name2, op->name2->name, op->name2->len);
+	}
+	if (op->set)
+		buf->set = *op->set;
+	buf->result = -EIO;
+}
+
+/* Copy the reply out of the server-writable buffer once; validation uses the copy only. */
+static void zuf_take_reply(struct zuf_call *op, const struct zuf_op_buf *buf)
+{
+	op->out_len = READ_ONCE(buf->out_len);
+	op->out_offset = READ_ONCE(buf->out_offset);
+	memcpy(&op->attr, &buf->attr, sizeof(op->attr));
+	memcpy(&op->statfs, &buf->statfs, sizeof(op->statfs));
+}
+
+/* A server's result: 0 or a -errno a user may see. Anything else is a broken server. */
+int zuf_check_result(int result)
+{
+	if (result == 0)
+		return 0;
+	if (result < 0 && result >= -MAX_ERRNO && result > -ERESTARTSYS)
+		return result;
+	pr_warn_ratelimited("server returned bad result %d\n", result);
+	return -EIO;
+}
+
+/*
+ * Run @op on the server. Returns 0 with the reply in @op, the server's -errno, or -EIO when
+ * there is no live server, -EINTR when the caller was killed.
+ */
+int zuf_dispatch(struct zuf_sb_info *sbi, struct zuf_call *op)
+{
+	struct zuf_chan *chan;
+	int err, result = -EIO;
+	bool mapped = false;
+
+	if ((op->name && op->name->len >= ZUF_NAME_MAX) ||
+	    (op->name2 && op->name2->len >= ZUF_NAME_MAX))
+		return -ENAMETOOLONG;
+	if (zuf_server_dead(sbi->srv))
+		return -EIO;
+	chan = zuf_chan_pick(sbi->srv);
+	if (!chan)
+		return -EIO;
+	if (mutex_lock_killable(&chan->mutex)) {
+		err = -EINTR;
+		goto out_put;
+	}
+	/* A call killed before its answer leaves the channel busy until the ZT answers. */
+	if (wait_event_killable(chan->done_wq, zuf_chan_idle(chan))) {
+		err = -EINTR;
+		goto out_unlock;
+	}
+	if (READ_ONCE(chan->dead)) {
+		err = -EIO;
+		goto out_unlock;
+	}
+	zuf_fill_buf(chan->buf, sbi, op);
+	if (op->io) {
+		err = zuf_win_map(chan, op->io);
+		if (err)
+			goto out_unlock;
+		mapped = true;
+	}
+
+	spin_lock(&chan->lock);
+	chan->done = false;
+	chan->pending = true;
+	spin_unlock(&chan->lock);
+	wake_up(&chan->zt_wq);
+
+	err = wait_event_killable(chan->done_wq, zuf_chan_answered(chan));
+	spin_lock(&chan->lock);
+	if (chan->done) {
+		chan->done = false;
+		result = chan->result;
+		err = 0;
+	} else if (chan->dead) {
+		err = -EIO;
+	} else {
+		/* killed: if the ZT has it, its answer is discarded */
+		if (chan->pending)
+			chan->pending = false;
+		else
+			chan->abandoned = true;
+		err = -EINTR;
+	}
+	spin_unlock(&chan->lock);
+	if (!err) {
+		zuf_take_reply(op, chan->buf);
+		err = zuf_check_result(result);
+	}
+	if (mapped)
+		zuf_win_unmap(chan, op->io);
+out_unlock:
+	mutex_unlock(&chan->mutex);
+out_put:
+	zuf_chan_put(chan);
+	op->result = err;
+	return err;
+}
