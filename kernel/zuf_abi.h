@@ -121,10 +121,11 @@ enum zuf_op {
 	ZUF_OP_LISTXATTR,	/* ino -> names in window, len */
 	ZUF_OP_REMOVEXATTR,	/* ino, name */
 	ZUF_OP_GET_BLOCK,	/* ino, offset, flags: write -> device offset of the PM block;
-				 * a hole on a read fault: -ENXIO (map the zero page) */
+				 * a hole on a read fault: -ENODATA (map the zero page) */
 	ZUF_OP_OPEN,		/* ino */
 	ZUF_OP_RELEASE,		/* ino */
-	ZUF_OP_EVICT,		/* ino: the kernel dropped its inode */
+	ZUF_OP_EVICT,		/* ino: the kernel dropped its inode; until then the server
+				 * keeps an unlinked inode alive (OPEN/RELEASE are not sent) */
 	ZUF_OP_MAX
 };
 

@@ -113,7 +113,7 @@ fn create_write_read_readdir_and_get_block_through_the_window() {
     assert_eq!(g.out_offset % 4096, 0);
     let mut hole = blank(op::GET_BLOCK, ino);
     hole.offset = 1 << 20;
-    assert_eq!(run(&fs, &mut hole, &mut window), -libc::ENXIO);
+    assert_eq!(run(&fs, &mut hole, &mut window), -libc::ENODATA);
 }
 
 #[test]

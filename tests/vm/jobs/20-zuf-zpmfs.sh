@@ -39,9 +39,9 @@ for i in $(seq 1 200); do head -c $((i * 97)) /dev/urandom > tree/a/f$i; done
 for i in $(seq 1 50); do echo "file $i" > tree/a/b/g$i; done
 (cd tree && find . -type f | sort | xargs md5sum) > /tmp/sums
 cp -a tree copy || fail "cp -a"
-(cd copy && md5sum -c --quiet /tmp/sums) || fail "copy differs"
+(cd copy && md5sum -c -s /tmp/sums) || fail "copy differs"
 tar cf /tmp/t.tar tree && mkdir untar && tar xf /tmp/t.tar -C untar || fail tar
-(cd untar/tree && md5sum -c --quiet /tmp/sums) || fail "tar round trip differs"
+(cd untar/tree && md5sum -c -s /tmp/sums) || fail "tar round trip differs"
 mv copy/a/f1 copy/c-moved && ln copy/a/f2 copy/hard && ln -s a/f3 copy/soft || fail "mv/ln"
 [ "$(stat -c %h copy/hard)" = 2 ] || fail "link count"
 cmp copy/soft tree/a/f3 || fail symlink
@@ -64,8 +64,8 @@ step "umount, fsck, mount"
 cd / && umount /mnt/pm || fail umount
 fsck.zpmfs -n -f /dev/pmem0 || fail "fsck after umount"
 mount -t zpmfs /dev/pmem0 /mnt/pm || fail remount
-(cd /mnt/pm/tree && md5sum -c --quiet /tmp/sums) || fail "tree after remount"
-(cd /mnt/pm && md5sum -c --quiet /tmp/mapped.sum) || fail "mapped file after remount"
+(cd /mnt/pm/tree && md5sum -c -s /tmp/sums) || fail "tree after remount"
+(cd /mnt/pm && md5sum -c -s /tmp/mapped.sum) || fail "mapped file after remount"
 
 step "kill -9 zus under a writer"
 ( i=0; while :; do echo "record $i" >> /mnt/pm/log || exit 0; echo $i > /tmp/done; i=$((i + 1)); done ) &

@@ -10,7 +10,6 @@ use log::{error, warn};
 use crate::fs_api::ZusFs;
 
 use super::abi::*;
-use super::dispatch;
 use super::sys::ZufFile;
 use super::Mounts;
 
@@ -35,7 +34,7 @@ pub fn run<F: ZusFs + 'static>(cpu: usize, mounts: Arc<Mounts<F>>) -> io::Result
         }
         let mut op = buf.read_op();
         let result = match mounts.get(op.sb_id) {
-            Some(fs) => dispatch::serve(&*fs, &mut op, &mut window),
+            Some(m) => m.serve(&mut op, &mut window),
             None => {
                 warn!("zus: operation {} for unknown superblock {}", op.op, op.sb_id);
                 -libc::EIO

@@ -265,7 +265,7 @@ fn serve_inner<F: ZusFs + ?Sized>(fs: &F, op: &mut ZufOpBuf, window: &mut Mappin
             let b = fs.get_data_block(ino, op.offset, op.flags & ZUF_F_FOR_WRITE != 0)?;
             match b {
                 Some(b) => op.out_offset = b.device_offset,
-                None => return Err(Error::NoSuchOffset),
+                None => return Err(Error::NoAttr), // ENODATA: a hole; the kernel maps the zero page
             }
         }
         op::OPEN => fs.open(ino)?,

@@ -18,13 +18,51 @@ use crate::fs_api::{MountOptions, ZusFs};
 use abi::*;
 use sys::ZufFile;
 
+/// One mounted superblock: the filesystem, and the inodes the kernel holds in its cache.
+/// zuf.ko sends no OPEN or RELEASE: an inode the kernel holds counts as open (so an unlinked
+/// file stays readable through open descriptors) until the kernel sends EVICT.
+pub struct Mounted<F> {
+    pub fs: F,
+    held: parking_lot::Mutex<std::collections::HashSet<u64>>,
+}
+
+impl<F: ZusFs> Mounted<F> {
+    pub fn new(fs: F) -> Mounted<F> {
+        Mounted { fs, held: parking_lot::Mutex::new(Default::default()) }
+    }
+
+    /// Serve one operation and keep the held-inode set up to date.
+    pub fn serve(&self, op: &mut ZufOpBuf, window: &mut sys::Mapping) -> i32 {
+        if op.op == abi::op::EVICT {
+            if self.held.lock().remove(&op.ino) {
+                let _ = self.fs.release(op.ino);
+            }
+            return 0;
+        }
+        let result = dispatch::serve(&self.fs, op, window);
+        let gives_inode = matches!(
+            op.op,
+            abi::op::LOOKUP
+                | abi::op::GETATTR
+                | abi::op::MKNOD
+                | abi::op::MKDIR
+                | abi::op::SYMLINK
+                | abi::op::LINK
+        );
+        if result == 0 && gives_inode && op.attr.ino != 0 && self.held.lock().insert(op.attr.ino) {
+            let _ = self.fs.open(op.attr.ino);
+        }
+        result
+    }
+}
+
 /// Mounted superblocks, by the kernel's handle.
 pub struct Mounts<F> {
-    map: RwLock<HashMap<u64, Arc<F>>>,
+    map: RwLock<HashMap<u64, Arc<Mounted<F>>>>,
 }
 
 impl<F> Mounts<F> {
-    pub fn get(&self, sb_id: u64) -> Option<Arc<F>> {
+    pub fn get(&self, sb_id: u64) -> Option<Arc<Mounted<F>>> {
         self.map.read().get(&sb_id).cloned()
     }
 }
@@ -116,7 +154,7 @@ fn mount_loop<F: ZusFs + 'static>(ctl: &ZufFile, mounts: &Mounts<F>) -> i32 {
             ZUF_M_MOUNT => match mount_one::<F>(ctl, &req, &path) {
                 Ok(fs) => {
                     println!("zus: mounted {path} ({})", crate::server::describe(&fs.mount_report()));
-                    mounts.map.write().insert(req.sb_id, Arc::new(fs));
+                    mounts.map.write().insert(req.sb_id, Arc::new(Mounted::new(fs)));
                     req.root_ino = pmfs::vfs::ROOT_INO;
                     req.block_size = 4096;
                     0
@@ -128,7 +166,7 @@ fn mount_loop<F: ZusFs + 'static>(ctl: &ZufFile, mounts: &Mounts<F>) -> i32 {
                 }
             },
             ZUF_M_UMOUNT => match mounts.map.write().remove(&req.sb_id) {
-                Some(fs) => match fs.unmount() {
+                Some(m) => match m.fs.unmount() {
                     Ok(()) => {
                         println!("zus: unmounted {path}");
                         0
