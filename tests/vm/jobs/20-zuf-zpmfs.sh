@@ -26,6 +26,7 @@ start_zus() {
 
 insmod /zuf/zuf.ko || fail insmod
 start_zus
+head -3 /tmp/zus.log
 step "mkfs and mount"
 mkfs.zpmfs -q /dev/pmem0 || fail mkfs
 mkdir -p /mnt/pm

@@ -102,6 +102,19 @@ pub fn serve<F: ZusFs + 'static>(fs_name: &str, cpus: &[usize]) -> i32 {
         eprintln!("zus: zuf.ko refused to register {fs_name}: {e}");
         return 1;
     }
+    // The NUMA map, from the kernel: which node each CPU's channel (and its allocations) is on.
+    let mut numa = ZufNumaMap { nr_cpus: 0, nr_nodes: 0, cpu_to_node: [0; ZUF_MAX_CPUS] };
+    match ctl.ioctl(ZUF_IOC_NUMA_MAP, &mut numa) {
+        Ok(_) => {
+            let nodes: Vec<String> = cpus
+                .iter()
+                .filter(|&&c| c < ZUF_MAX_CPUS)
+                .map(|&c| format!("cpu{c}:node{}", numa.cpu_to_node[c]))
+                .collect();
+            println!("zus: {} CPUs on {} NUMA node(s): {}", numa.nr_cpus, numa.nr_nodes, nodes.join(" "));
+        }
+        Err(e) => eprintln!("zus: zuf.ko gave no NUMA map ({e}); assuming one node"),
+    }
     let mounts = Arc::new(Mounts::<F> { map: RwLock::new(HashMap::new()) });
     for &cpu in cpus {
         let m = mounts.clone();
