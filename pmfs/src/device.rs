@@ -104,10 +104,20 @@ impl Device {
 /// Read-only opens share the lock with each other but not with a writer.
 fn lock_exclusive(file: &File, writable: bool, path: &Path) -> Result<()> {
     let how = if writable { libc::LOCK_EX } else { libc::LOCK_SH };
-    // SAFETY: flock on an fd we own; no memory is passed.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), how | libc::LOCK_NB) };
-    if rc != 0 {
+    // A server that was just unmounted may still be saving its state and letting go of the
+    // device: give it a moment (umount returns before the FUSE server has exited).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        // SAFETY: flock on an fd we own; no memory is passed.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), how | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(());
+        }
         let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            continue;
+        }
         return Err(Error::Io(if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
             format!(
                 "{} is in use (mounted, or being formatted or checked by another process)",
@@ -117,7 +127,6 @@ fn lock_exclusive(file: &File, writable: bool, path: &Path) -> Result<()> {
             format!("cannot lock {}: {err}", path.display())
         }));
     }
-    Ok(())
 }
 
 /// Memory-backed files need no msync; other files do unless MAP_SYNC works (a DAX filesystem).

@@ -39,3 +39,25 @@ fn read_only_mount_refuses_changes() {
     let e = fs::write(t.path("g"), b"no").unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
 }
+
+#[test]
+fn remount_read_only_and_back_through_the_helper_keeps_one_server() {
+    let t = TestFs::formatted("remount", "32M");
+    run(Command::new(bin("mount.fuse.zpmfs")).arg(&t.image).arg(&t.mnt).args(["-o", "rw"])).ok();
+    assert!(is_mount_point(&t.mnt));
+    fs::write(t.path("before"), b"x").unwrap();
+    let opts = |t: &TestFs| sh(&t.mnt, &format!("findmnt -n -o OPTIONS --mountpoint {}", t.mnt.display()));
+    // mount(8) gave the helper no nosuid/nodev: the mount has neither, as with other filesystems.
+    let o = opts(&t);
+    assert!(!o.contains("nosuid") && !o.contains("nodev"), "{o}");
+    // `mount -o remount,ro` runs the helper with the remount option.
+    run(Command::new(bin("mount.fuse.zpmfs")).arg(&t.image).arg(&t.mnt).args(["-o", "remount,ro"])).ok();
+    let o = opts(&t);
+    assert!(o.split(',').any(|w| w == "ro"), "not read-only after remount,ro: {o}");
+    let err = fs::write(t.path("after"), b"y").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS));
+    run(Command::new(bin("mount.fuse.zpmfs")).arg(&t.image).arg(&t.mnt).args(["-o", "remount,rw"])).ok();
+    fs::write(t.path("after"), b"y").unwrap();
+    assert_eq!(zus_pids(&t.mnt).len(), 1, "remount must not start a second server");
+    t.unmount();
+}
