@@ -79,6 +79,26 @@ fn plan(blocks: u64, cpus: u32, uuid: [u8; 16], label: &str) -> Superblock {
     }
 }
 
+/// Write an empty root directory (owned by root, mode 0755) into the inode slot at `off` and
+/// make it live: mkfs does, and fsck when the root is beyond reading.
+pub(crate) fn write_root(pm: &crate::persist::PmRegion, off: u64) -> Result<InodeCreation> {
+    let root = InodeCreation {
+        generation: 1,
+        mode: libc::S_IFDIR | 0o755,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        flags: 0,
+        parent: ROOT_INO,
+        time: Timespec::now(),
+    };
+    pm.write(off, &root.encode())?;
+    pm.persist(off, layout::INODE_SIZE);
+    pm.store_u64(off + layout::inode::STATE, layout::inode::LIVE)?;
+    pm.persist(off + layout::inode::STATE, 8);
+    Ok(root)
+}
+
 /// Write a new, empty zpmfs (root directory only) onto `dev`.
 pub fn format(dev: &Device, opts: &FormatOptions) -> Result<FormatSummary> {
     if dev.size() < MIN_DEVICE_SIZE {
@@ -117,20 +137,7 @@ pub fn format(dev: &Device, opts: &FormatOptions) -> Result<FormatSummary> {
     if ino != ROOT_INO {
         return Err(Error::Corrupt(format!("mkfs: first inode is {ino}, not the root")));
     }
-    let root = InodeCreation {
-        generation: 1,
-        mode: libc::S_IFDIR | 0o755,
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-        flags: 0,
-        parent: ROOT_INO,
-        time: Timespec::now(),
-    };
-    pm.write(off, &root.encode())?;
-    pm.persist(off, layout::INODE_SIZE);
-    pm.store_u64(off + layout::inode::STATE, layout::inode::LIVE)?;
-    pm.persist(off + layout::inode::STATE, 8);
+    write_root(&pm, off)?;
     let data_blocks = blocks - sb.data_start;
     let fs = Fs::assemble(pm, sb.clone(), alloc, itables, false);
     fs.save_allocator()?;

@@ -307,20 +307,7 @@ pub fn fsck_with_progress(
         if let Some(old) = loaded.remove(&ROOT_INO) {
             let _ = old;
         }
-        let creation = InodeCreation {
-            generation: 1,
-            mode: libc::S_IFDIR | 0o755,
-            uid: 0,
-            gid: 0,
-            rdev: 0,
-            flags: 0,
-            parent: ROOT_INO,
-            time: Timespec::now(),
-        };
-        pm.write(off, &creation.encode())?;
-        pm.persist(off, layout::INODE_SIZE);
-        pm.store_u64(off + layout::inode::STATE, layout::inode::LIVE)?;
-        pm.persist(off + layout::inode::STATE, 8);
+        let creation = crate::format::write_root(&pm, off)?;
         itables.mark_live(ROOT_INO);
         loaded.insert(ROOT_INO, InodeState::new(ROOT_INO, off, &creation)?);
         root_recreated = true;
