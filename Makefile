@@ -1,7 +1,8 @@
 # zpmfs: the front door.
 #
 #   make mount    install what is needed, build, install, format $(IMAGE) on first use and
-#                 mount it at $(MNT) over FUSE
+#                 mount it at $(MNT): through zuf.ko (with `zus serve`) when IMAGE is a pmem
+#                 block device and the module loads, else over FUSE
 #   make umount   unmount $(MNT)
 #   make test     build and run every test (what CI runs), with the quick crash tier
 #   make crash-test  the crash-consistency suite (every pair of operations); crash-test-full: longer
@@ -81,12 +82,19 @@ mount: deps install
 		$(SUDO) $(SBINDIR)/mkfs.zpmfs -q -s $(SIZE) $(IMAGE); \
 		echo "Formatted $(IMAGE): a new $(SIZE) zpmfs image"; \
 	fi; \
+	transport=FUSE; \
+	if [ -b $(IMAGE) ] && { [ -e /dev/zuf ] || { $(MAKE) -s -C kernel >/dev/null 2>&1 && \
+			$(SUDO) insmod kernel/zuf.ko 2>/dev/null; }; }; then transport=zuf.ko; fi; \
 	if mountpoint -q $(MNT); then \
 		what="$$(findmnt -n -o SOURCE,FSTYPE --mountpoint $(MNT) | tail -1)"; \
 		case "$$what" in \
-			"$(IMAGE) fuse.zpmfs") echo "$(MNT) was already mounted" ;; \
+			"$(IMAGE) fuse.zpmfs"|"$(IMAGE) zpmfs") echo "$(MNT) was already mounted" ;; \
 			*) echo "$(MNT) is already in use: $$what is mounted there"; exit 1 ;; \
 		esac; \
+	elif [ $$transport = zuf.ko ]; then \
+		grep -qw zpmfs /proc/filesystems || { $(SUDO) sh -c '$(SBINDIR)/zus serve >>/var/log/zus.log 2>&1 &'; \
+			for i in $$(seq 50); do grep -qw zpmfs /proc/filesystems && break; sleep 0.1; done; }; \
+		$(SUDO) mount -t zpmfs $(IMAGE) $(MNT); \
 	else \
 		$(SUDO) mount -t fuse.zpmfs $(IMAGE) $(MNT); \
 	fi; \
@@ -95,7 +103,7 @@ mount: deps install
 		*) if [ "$$(stat -f -c %T $(IMAGE))" = tmpfs ]; then kind="DRAM-emulated PM"; \
 		   else kind="an image file, msync'd"; fi ;; \
 	esac; \
-	echo "zpmfs mounted at $(MNT) over FUSE (image $(IMAGE), $$kind)"; \
+	echo "zpmfs mounted at $(MNT) over $$transport (image $(IMAGE), $$kind)"; \
 	echo "Unmount with: make umount   (or: umount $(MNT))"
 
 umount:
