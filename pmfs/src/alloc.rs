@@ -204,16 +204,7 @@ impl Allocator {
     }
 }
 
-/// The CPU this thread runs on, for choosing a stripe, an inode table and a journal.
-pub fn current_cpu() -> usize {
-    // SAFETY: sched_getcpu takes no arguments and only reads the current CPU number.
-    let c = unsafe { libc::sched_getcpu() };
-    if c < 0 {
-        0
-    } else {
-        c as usize
-    }
-}
+pub use crate::device::current_cpu;
 
 #[cfg(test)]
 mod tests {

@@ -166,3 +166,21 @@ fn dax_char_size(rdev: u64, path: &Path) -> Result<u64> {
     })?;
     text.trim().parse().map_err(|_| Error::Io(format!("unreadable size in {sys}: {text:?}")))
 }
+
+/// The CPU this thread runs on, for choosing a stripe, an inode table and a journal.
+pub fn current_cpu() -> usize {
+    // SAFETY: sched_getcpu takes no arguments and only reads the current CPU number.
+    let c = unsafe { libc::sched_getcpu() };
+    if c < 0 {
+        0
+    } else {
+        c as usize
+    }
+}
+
+/// Fill `buf` from the kernel's random source; false if it could not.
+pub fn random_bytes(buf: &mut [u8]) -> bool {
+    // SAFETY: getrandom writes at most buf.len() bytes into our own buffer.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+    n == buf.len() as isize
+}

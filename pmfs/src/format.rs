@@ -42,9 +42,7 @@ pub struct FormatSummary {
 /// A random version-4 UUID.
 pub fn random_uuid() -> [u8; 16] {
     let mut u = [0u8; 16];
-    // SAFETY: getrandom fills at most 16 bytes of our own buffer.
-    let n = unsafe { libc::getrandom(u.as_mut_ptr() as *mut libc::c_void, 16, 0) };
-    if n != 16 {
+    if !crate::device::random_bytes(&mut u) {
         let t = Timespec::now();
         u[..8].copy_from_slice(&(t.sec as u64).to_le_bytes());
         u[8..12].copy_from_slice(&t.nsec.to_le_bytes());

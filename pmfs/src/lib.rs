@@ -2,8 +2,14 @@
 //!
 //! The library knows nothing of its transports: `zus` serves it over FUSE or zuf.ko through
 //! the operations of [`Fs`]. See docs/FORMAT.md for the on-PM layout.
+//!
+//! Unsafe code lives only in [`device`] (system calls on the device) and [`persist`] (the
+//! mapping itself: stores, flushes, fences); the rest of the crate denies it.
+
+#![deny(unsafe_code)]
 
 pub mod alloc;
+#[allow(unsafe_code)]
 pub mod device;
 pub mod dir;
 pub mod error;
@@ -17,6 +23,7 @@ pub mod itable;
 pub mod journal;
 pub mod layout;
 pub mod log;
+#[allow(unsafe_code)]
 pub mod persist;
 pub mod probe;
 pub mod recovery;
