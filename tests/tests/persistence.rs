@@ -118,9 +118,15 @@ fn kill_9_of_zus_keeps_every_completed_write() {
     }
     assert!(completed.load(Ordering::SeqCst) >= 300, "the writer made progress before the kill");
     assert!(t.kill_server() > 0, "found the zus serving {}", t.mnt.display());
+    // The writer must end on its own with an error; `stop` is only a deadline so that a writer
+    // that never notices the dead server fails the test instead of hanging it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !writer.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     stop.store(true, Ordering::Relaxed);
     let why = writer.join().unwrap();
-    assert_ne!(why, "stopped", "the writer was still writing when zus died");
+    assert_ne!(why, "stopped", "the writer was still writing 20 s after zus died");
 
     let done: u64 = fs::read_to_string(&side_file).unwrap().lines().last().unwrap().parse().unwrap();
     // The dead mount: umount (lazy if it must), then mount again, which recovers.
