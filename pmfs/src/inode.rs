@@ -15,6 +15,8 @@ use crate::vfs::{Attr, FileKind, Ino, Timespec};
 #[derive(Debug, Clone)]
 pub struct InodeState {
     pub ino: Ino,
+    /// Bumped each time the inode number is reused, so that a stale file handle is told apart.
+    pub generation: u32,
     /// Device offset of the PM inode.
     pub pm_off: u64,
     pub kind: FileKind,
@@ -47,6 +49,7 @@ impl InodeState {
             .ok_or_else(|| Error::Corrupt(format!("inode {ino}: bad file type in mode {:o}", c.mode)))?;
         Ok(InodeState {
             ino,
+            generation: c.generation,
             pm_off,
             kind,
             perm: (c.mode & 0o7777) as u16,
@@ -83,6 +86,7 @@ impl InodeState {
     pub fn attr(&self) -> Attr {
         Attr {
             ino: self.ino,
+            generation: self.generation,
             size: self.size,
             blocks: self.extents.mapped_pages() * (BLOCK_SIZE / 512),
             atime: self.atime,

@@ -100,6 +100,8 @@ impl FileKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attr {
     pub ino: Ino,
+    /// Tells this inode apart from earlier ones with the same number (file handles).
+    pub generation: u32,
     pub size: u64,
     /// Allocated space in 512-byte units.
     pub blocks: u64,

@@ -23,8 +23,11 @@ use crate::fs_api::{Attr, Caller, SetAttr, TimeOrNow, ZusFs};
 /// of entries (about 1000 with short names); those that do not fit are asked again next time.
 const READDIR_BATCH: usize = 512;
 
-/// No inode generations: zpmfs inode numbers are not reused while the kernel knows them.
-const GENERATION: Generation = Generation(0);
+/// The generation the kernel keeps with an inode number: it puts it into file handles and
+/// compares it when a handle is opened again, so a reused number gives ESTALE.
+fn generation(a: &Attr) -> Generation {
+    Generation(u64::from(a.generation))
+}
 
 /// A file handle carries the O_APPEND bit of its open in its lowest bit.
 const FH_APPEND: u64 = 1;
@@ -52,7 +55,7 @@ fn time_or_now(t: FuseTimeOrNow) -> TimeOrNow {
 impl<F: ZusFs + 'static> FuseServer<F> {
     fn reply_entry(&self, reply: ReplyEntry, r: crate::fs_api::Result<Attr>) {
         match r {
-            Ok(attr) => reply.entry(&self.ttl, &file_attr(&attr), GENERATION),
+            Ok(attr) => reply.entry(&self.ttl, &file_attr(&attr), generation(&attr)),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -110,6 +113,11 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
         // Otherwise plain write-through caching: the writeback cache is never requested, so
         // the kernel keeps no dirty data either way.
         self.direct_io = config.add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP).is_ok();
+        // File handles (name_to_handle_at, NFS export): the kernel finds an inode it no longer
+        // caches by looking up "." in it, and its parent by "..".
+        if caps.contains(InitFlags::FUSE_EXPORT_SUPPORT) {
+            let _ = config.add_capabilities(InitFlags::FUSE_EXPORT_SUPPORT);
+        }
         if caps.contains(InitFlags::FUSE_PARALLEL_DIROPS) {
             // zpmfs locks internally; lookups and readdirs in one directory may run in parallel.
             let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
@@ -137,7 +145,13 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.pin.pin_current();
-        self.reply_entry(reply, self.fs.lookup(parent.0, bytes(name)));
+        // "." arrives for any kind of inode when the kernel opens a file handle.
+        let r = if bytes(name) == b"." {
+            self.fs.getattr(parent.0)
+        } else {
+            self.fs.lookup(parent.0, bytes(name))
+        };
+        self.reply_entry(reply, r);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -478,7 +492,7 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
             Ok(()) => reply.created(
                 &self.ttl,
                 &file_attr(&attr),
-                GENERATION,
+                generation(&attr),
                 self.new_fh(flags),
                 self.fopen_flags(),
             ),
