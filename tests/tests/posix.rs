@@ -487,6 +487,31 @@ fn write_by_another_user_drops_setuid_and_setgid() {
     assert_eq!(std::fs::read(&f).unwrap(), b"#!/bin/sh\nmore\n");
 }
 
+/// fstests generic/355's cases: the unprivileged owner's O_DIRECT write drops setuid, and setgid
+/// only where group execute is set; stat right after the write already shows it.
+#[test]
+fn owners_direct_write_drops_setuid_and_stat_shows_it_at_once() {
+    let fs = TestFs::formatted("killsuid-dio", DEFAULT_IMAGE_SIZE);
+    let out = fs.try_mount(&["-o", "allow_other"]);
+    assert!(out.success(), "mount -o allow_other: {}", out.text());
+    require_tool("setpriv");
+    let f = fs.path("owned");
+    std::fs::write(&f, b"this is a test\n").unwrap();
+    std::os::unix::fs::chown(&f, Some(65534), Some(65534)).unwrap();
+    for (before, after) in [(0o6644, 0o2644), (0o6744, 0o2744), (0o6654, 0o0654), (0o6754, 0o0754)] {
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(before)).unwrap();
+        let st = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "dd", "if=/dev/zero"])
+            .arg(format!("of={}", f.display()))
+            .args(["bs=4096", "count=1", "oflag=direct", "conv=notrunc", "status=none"])
+            .status()
+            .unwrap();
+        assert!(st.success(), "O_DIRECT write as the owner failed");
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, after, "mode {before:o} after the owner's direct write is {mode:o}, not {after:o}");
+    }
+}
+
 #[test]
 fn an_open_directory_outlives_rmdir() {
     let fs = TestFs::new("opendir");

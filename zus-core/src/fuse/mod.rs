@@ -20,7 +20,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use fuser::{Session, SessionACL};
+use fuser::{Notifier, Session, SessionACL};
 
 use crate::fs_api::ZusFs;
 
@@ -39,6 +39,9 @@ pub struct FuseServer<F: ZusFs + 'static> {
     next_fh: AtomicU64,
     pin: pin::Pinner,
     unmounted: UnmountResult,
+    /// Tells the kernel to drop cached attributes that zus changed on its own (set once the
+    /// session exists).
+    notifier: Arc<OnceLock<Notifier>>,
 }
 
 /// How to serve.
@@ -63,6 +66,7 @@ impl<F: ZusFs + 'static> FuseServer<F> {
             next_fh: AtomicU64::new(1),
             pin: pin::Pinner::new(cfg.cpus.clone()),
             unmounted: unmounted.clone(),
+            notifier: Arc::default(),
         };
         (server, unmounted)
     }
@@ -78,11 +82,13 @@ pub fn start_session<F: ZusFs + 'static>(
     cfg: &ServeConfig,
 ) -> std::io::Result<(Session<FuseServer<F>>, UnmountResult)> {
     let (server, unmounted) = FuseServer::new(fs, cfg);
+    let notifier = server.notifier.clone();
     let acl = if cfg.allow_other { SessionACL::All } else { SessionACL::Owner };
     let mut config = fuser::Config::default();
     config.n_threads = Some(cfg.threads.max(1));
     config.clone_fd = true;
     config.acl = acl;
     let session = Session::from_fd(server, dev_fuse, acl, config)?;
+    let _ = notifier.set(session.notifier());
     Ok((session, unmounted))
 }

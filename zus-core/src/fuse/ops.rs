@@ -70,6 +70,13 @@ impl<F: ZusFs + 'static> FuseServer<F> {
         if perm & kill != 0 {
             let set = crate::fs_api::SetAttr { mode: Some(perm & !kill), ..Default::default() };
             self.fs.setattr(ino, &set)?;
+            // The kernel changed nothing itself and keeps the old mode cached for the
+            // attribute timeout: tell it to ask again (offset -1: attributes only, no data).
+            if let Some(n) = self.notifier.get() {
+                if let Err(e) = n.inval_inode(INodeNo(ino), -1, 0) {
+                    log::warn!("inode {ino}: cannot invalidate the kernel's attributes: {e}");
+                }
+            }
         }
         Ok(())
     }
