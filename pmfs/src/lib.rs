@@ -8,6 +8,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod acl;
 pub mod alloc;
 #[allow(unsafe_code)]
 pub mod device;

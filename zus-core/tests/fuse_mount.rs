@@ -130,7 +130,7 @@ fn mount_is_ready_when_zus_returns_and_umount_leaves_it_clean() {
 }
 
 #[test]
-fn cp_a_keeps_modes_although_acls_are_unsupported() {
+fn cp_a_keeps_modes() {
     if !can_mount() {
         return;
     }

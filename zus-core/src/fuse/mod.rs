@@ -10,6 +10,7 @@
 //! allows mmap on such files (FUSE_DIRECT_IO_ALLOW_MMAP), so file data also stays out of the
 //! page cache; on older kernels the page cache is write-through.
 
+mod acl;
 pub mod convert;
 pub mod mount;
 mod ops;
@@ -36,6 +37,8 @@ pub struct FuseServer<F: ZusFs + 'static> {
     direct_io: bool,
     /// The kernel sends the file's current flags with each write (ABI 7.9 and later).
     write_flags_reliable: bool,
+    /// FUSE_POSIX_ACL negotiated: ACLs are enforced by the kernel, kept in step by zus.
+    posix_acl: bool,
     next_fh: AtomicU64,
     pin: pin::Pinner,
     unmounted: UnmountResult,
@@ -63,6 +66,7 @@ impl<F: ZusFs + 'static> FuseServer<F> {
             ttl: cfg.ttl,
             direct_io: false,
             write_flags_reliable: false,
+            posix_acl: false,
             next_fh: AtomicU64::new(1),
             pin: pin::Pinner::new(cfg.cpus.clone()),
             unmounted: unmounted.clone(),

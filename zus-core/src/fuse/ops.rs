@@ -60,6 +60,30 @@ impl<F: ZusFs + 'static> FuseServer<F> {
         }
     }
 
+    /// Create with the mode and ACLs that the directory's default ACL (or the umask) gives;
+    /// a new inode whose ACLs cannot be set is removed again, so none is left half-made.
+    fn create_with_acls(
+        &self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+        make: impl FnOnce(u32) -> crate::fs_api::Result<Attr>,
+    ) -> crate::fs_api::Result<Attr> {
+        let is_dir = mode & libc::S_IFMT == libc::S_IFDIR;
+        let c = self.creation(parent, mode, umask, is_dir)?;
+        let attr = make(c.mode)?;
+        if c.xattrs.is_empty() {
+            return Ok(attr);
+        }
+        if let Err(e) = self.finish_creation(attr.ino, &c) {
+            let _ = if is_dir { self.fs.rmdir(parent, name) } else { self.fs.unlink(parent, name) };
+            return Err(e);
+        }
+        // Setting the ACL changed ctime; give the kernel the inode as it now is.
+        self.fs.getattr(attr.ino)
+    }
+
     /// Drop setuid, and setgid when group execute is set (should_remove_suid's rule).
     fn kill_suidgid(&self, ino: u64) -> crate::fs_api::Result<()> {
         let perm = self.fs.getattr(ino)?.perm as u32;
@@ -129,6 +153,10 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
             // zpmfs locks internally; lookups and readdirs in one directory may run in parallel.
             let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
         }
+        // POSIX ACLs: the kernel enforces them; zus inherits default ACLs at creation, which
+        // needs the umask unapplied (FUSE_DONT_MASK), and keeps mode and ACL in step.
+        self.posix_acl = caps.contains(InitFlags::FUSE_POSIX_ACL | InitFlags::FUSE_DONT_MASK)
+            && config.add_capabilities(InitFlags::FUSE_POSIX_ACL | InitFlags::FUSE_DONT_MASK).is_ok();
         // Not requested on purpose: FUSE_WRITEBACK_CACHE (dirty data in the page cache) and
         // FUSE_HANDLE_KILLPRIV(_V2) (the kernel clears setuid/setgid on write and chown).
         self.write_flags_reliable = config.kernel_abi() >= Version(7, 9);
@@ -197,7 +225,11 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
             mtime: mtime.map(time_or_now),
             ctime: ctime.map(convert::timespec),
         };
-        match self.fs.setattr(ino.0, &set) {
+        let r = self.fs.setattr(ino.0, &set).and_then(|attr| match mode {
+            Some(m) if self.posix_acl => self.chmod_acl(ino.0, m).map(|()| attr),
+            _ => Ok(attr),
+        });
+        match r {
             Ok(attr) => reply.attr(&self.ttl, &file_attr(&attr)),
             Err(e) => reply.error(errno(&e)),
         }
@@ -217,18 +249,24 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        // The kernel has applied the umask already (FUSE_DONT_MASK is not requested).
         self.pin.pin_current();
-        self.reply_entry(reply, self.fs.mknod(parent.0, bytes(name), mode, rdev, caller(req)));
+        let r = self.create_with_acls(parent.0, bytes(name), mode, umask, |mode| {
+            self.fs.mknod(parent.0, bytes(name), mode, rdev, caller(req))
+        });
+        self.reply_entry(reply, r);
     }
 
-    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, reply: ReplyEntry) {
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
         self.pin.pin_current();
-        self.reply_entry(reply, self.fs.mkdir(parent.0, bytes(name), mode & 0o7777, caller(req)));
+        let mode = libc::S_IFDIR | (mode & 0o7777);
+        let r = self.create_with_acls(parent.0, bytes(name), mode, umask, |mode| {
+            self.fs.mkdir(parent.0, bytes(name), mode & 0o7777, caller(req))
+        });
+        self.reply_entry(reply, r);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -439,13 +477,16 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
         reply: ReplyEmpty,
     ) {
         self.pin.pin_current();
-        if convert::is_posix_acl(bytes(name)) {
-            // FUSE_POSIX_ACL is not negotiated, so the kernel would pass an ACL through as a
-            // plain attribute and leave the mode alone; cp -a and others then believe the
-            // permissions were set. Refuse like a filesystem without ACLs, so they chmod.
+        if convert::is_posix_acl(bytes(name)) && !self.posix_acl {
+            // Without FUSE_POSIX_ACL the kernel would pass an ACL through as a plain attribute
+            // and leave the mode alone; cp -a and others then believe the permissions were
+            // set. Refuse like a filesystem without ACLs, so they chmod.
             return reply.error(Errno::EOPNOTSUPP);
         }
         match convert::xattr_flags(flags) {
+            Ok(f) if bytes(name) == pmfs::acl::ACCESS_XATTR => {
+                Self::reply_empty(reply, self.set_access_acl(ino.0, value, f))
+            }
             Ok(f) => Self::reply_empty(reply, self.fs.setxattr(ino.0, bytes(name), value, f)),
             Err(e) => reply.error(e),
         }
@@ -485,13 +526,16 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         flags: i32,
         reply: ReplyCreate,
     ) {
         self.pin.pin_current();
         let mode = libc::S_IFREG | (mode & 0o7777);
-        let attr = match self.fs.mknod(parent.0, bytes(name), mode, 0, caller(req)) {
+        let made = self.create_with_acls(parent.0, bytes(name), mode, umask, |mode| {
+            self.fs.mknod(parent.0, bytes(name), mode, 0, caller(req))
+        });
+        let attr = match made {
             Ok(a) => a,
             Err(e) => return reply.error(errno(&e)),
         };
