@@ -55,6 +55,17 @@ fn acls_are_enforced_inherited_and_kept() {
     sh(&t.mnt, "umask 027; touch plain");
     assert_eq!(mode(&t.path("plain")), 0o640);
 
+    // Setting an ACL drops setgid when the caller is not in the file's group (as chmod does).
+    let g = t.path("setgid");
+    std::fs::write(&g, b"").unwrap();
+    std::os::unix::fs::chown(&g, Some(65534), Some(0)).unwrap();
+    std::fs::set_permissions(&g, std::fs::Permissions::from_mode(0o2755)).unwrap();
+    assert!(as_nobody(&format!("setfacl -m u::rwx,g::rwx,o::rwx {}", g.display())));
+    assert_eq!(mode(&g), 0o777, "setgid survived an ACL set by a non-member");
+    std::fs::set_permissions(&g, std::fs::Permissions::from_mode(0o2755)).unwrap();
+    sh(&t.mnt, "setfacl -m u::rwx,g::rwx,o::rwx setgid");
+    assert_eq!(mode(&g), 0o2777, "root keeps setgid");
+
     // Removing the ACL leaves the mode; and everything is still there after umount and mount.
     sh(&t.mnt, "setfacl -m u:nobody:rw plain && setfacl -b plain");
     assert!(!sh(&t.mnt, "getfacl -cp plain").contains("nobody"));

@@ -8,7 +8,7 @@ use pmfs::acl::{self, Acl};
 use pmfs::Error;
 
 use super::FuseServer;
-use crate::fs_api::{Ino, Result, SetAttr, XattrFlags, ZusFs};
+use crate::fs_api::{Caller, Ino, Result, SetAttr, XattrFlags, ZusFs};
 
 /// What to create a new inode with: its mode, and the ACL xattrs to give it right after.
 pub struct Creation {
@@ -57,11 +57,22 @@ impl<F: ZusFs + 'static> FuseServer<F> {
     }
 
     /// setxattr of an access ACL: the mode follows it, and an ACL the mode says all of is not
-    /// kept (as ext4 does).
-    pub(super) fn set_access_acl(&self, ino: Ino, value: &[u8], flags: XattrFlags) -> Result<()> {
+    /// kept (as ext4 does). As with chmod, setgid goes when the caller is neither in the file's
+    /// group nor root (the kernel would say so with FUSE_SETXATTR_EXT, which fuser lacks).
+    pub(super) fn set_access_acl(
+        &self,
+        ino: Ino,
+        value: &[u8],
+        flags: XattrFlags,
+        who: Caller,
+    ) -> Result<()> {
         let a = Acl::parse(value)?;
-        let perm = self.fs.getattr(ino)?.perm as u32;
-        let mode = (perm & !0o777) | a.mode_bits();
+        let attr = self.fs.getattr(ino)?;
+        let perm = attr.perm as u32;
+        let mut mode = (perm & !0o777) | a.mode_bits();
+        if mode & libc::S_ISGID != 0 && who.uid != 0 && !in_group(who, attr.gid) {
+            mode &= !libc::S_ISGID;
+        }
         if mode != perm {
             self.fs.setattr(ino, &SetAttr { mode: Some(mode), ..Default::default() })?;
         }
@@ -86,4 +97,17 @@ impl<F: ZusFs + 'static> FuseServer<F> {
         a.chmod(mode);
         self.fs.setxattr(ino, acl::ACCESS_XATTR, &a.encode(), XattrFlags::default())
     }
+}
+
+/// Whether the caller is in `gid`, by its primary group or its supplementary groups (read from
+/// /proc, as libfuse's fuse_req_getgroups does; a caller already gone counts as not in it).
+fn in_group(who: Caller, gid: u32) -> bool {
+    if who.gid == gid {
+        return true;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", who.pid)).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .is_some_and(|groups| groups.split_whitespace().any(|g| g.parse() == Ok(gid)))
 }

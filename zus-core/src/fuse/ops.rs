@@ -105,6 +105,19 @@ impl<F: ZusFs + 'static> FuseServer<F> {
         Ok(())
     }
 
+    /// Drop the file's capabilities (security.capability), as file_remove_privs does on every
+    /// write to a local file, whoever writes; with FOPEN_DIRECT_IO the kernel leaves it to us.
+    fn kill_caps(&self, ino: u64) -> crate::fs_api::Result<()> {
+        const CAPS: &[u8] = b"security.capability";
+        if self.fs.getxattr(ino, CAPS).is_err() {
+            return Ok(()); // The common case: a lookup under the read lock, nothing written.
+        }
+        match self.fs.removexattr(ino, CAPS) {
+            Ok(()) | Err(crate::fs_api::Error::NoAttr) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     fn reply_empty(reply: ReplyEmpty, r: crate::fs_api::Result<()>) {
         match r {
             Ok(()) => reply.ok(),
@@ -374,6 +387,13 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
                 return;
             }
         }
+        // Page writeback (from mmap) keeps them, as on a local filesystem.
+        if !write_flags.contains(WriteFlags::FUSE_WRITE_CACHE) {
+            if let Err(e) = self.kill_caps(ino.0) {
+                reply.error(errno(&e));
+                return;
+            }
+        }
         match self.fs.write(ino.0, offset, data, append) {
             Ok((n, _at)) => match u32::try_from(n) {
                 Ok(n) => reply.written(n),
@@ -468,7 +488,7 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -485,7 +505,7 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
         }
         match convert::xattr_flags(flags) {
             Ok(f) if bytes(name) == pmfs::acl::ACCESS_XATTR => {
-                Self::reply_empty(reply, self.set_access_acl(ino.0, value, f))
+                Self::reply_empty(reply, self.set_access_acl(ino.0, value, f, caller(req)))
             }
             Ok(f) => Self::reply_empty(reply, self.fs.setxattr(ino.0, bytes(name), value, f)),
             Err(e) => reply.error(e),
