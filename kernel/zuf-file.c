@@ -108,8 +108,10 @@ static ssize_t zuf_rw_chunk(struct kiocb *iocb, struct iov_iter *iter, bool writ
 		op.flags |= ZUF_F_APPEND;
 
 	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
-	if (!err && (op.out_len > n || (append && (op.out_offset > MAX_LFS_FILESIZE ||
-			op.out_len > MAX_LFS_FILESIZE - op.out_offset)))) {
+	/* a WRITE that wrote nothing and failed nothing would make write(2) return 0 */
+	if (!err && (op.out_len > n || (write && !op.out_len) ||
+		     (append && (op.out_offset > MAX_LFS_FILESIZE ||
+				 op.out_len > MAX_LFS_FILESIZE - op.out_offset)))) {
 		pr_warn_ratelimited("bad %s reply for inode %lu: %llu bytes of %zd at %llu\n",
 				    write ? "WRITE" : "READ", inode->i_ino, op.out_len, n,
 				    op.out_offset);

@@ -10,7 +10,11 @@
 #include <linux/slab.h>
 #include "zuf.h"
 
-/* Link counts the kernel adjusts itself; never below zero, whatever the server said. */
+/*
+ * Link counts the kernel adjusts itself: never below zero, and never from the server's
+ * U32_MAX up to zero (that would pass 0 without the superblock's s_remove_count knowing,
+ * and destroying the inode would underflow it), whatever the server said.
+ */
 static void zuf_drop_nlink(struct inode *inode)
 {
 	if (inode->i_nlink)
@@ -19,7 +23,7 @@ static void zuf_drop_nlink(struct inode *inode)
 
 static void zuf_inc_nlink(struct inode *inode)
 {
-	if (inode->i_nlink)
+	if (inode->i_nlink && inode->i_nlink < U32_MAX)
 		inc_nlink(inode);
 }
 

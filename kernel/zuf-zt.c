@@ -345,15 +345,25 @@ long zuf_ioc_zt_wait(struct file *file, void __user *arg)
 	}
 	spin_unlock(&chan->lock);
 
-	err = wait_event_interruptible(chan->zt_wq, zuf_zt_has_op(chan));
-	if (err)
-		return err;
-	spin_lock(&chan->lock);
-	if (chan->dead) {
-		err = -EIO;
-	} else {
-		chan->pending = false;
-		chan->in_service = true;
+	/*
+	 * Several threads of a (broken) server may wait on one channel's file: only the one
+	 * that finds the operation still pending takes it, the others wait on.
+	 */
+	for (;;) {
+		err = wait_event_interruptible(chan->zt_wq, zuf_zt_has_op(chan));
+		if (err)
+			return err;
+		spin_lock(&chan->lock);
+		if (chan->dead) {
+			err = -EIO;
+			break;
+		}
+		if (chan->pending) {
+			chan->pending = false;
+			chan->in_service = true;
+			break;
+		}
+		spin_unlock(&chan->lock);
 	}
 	spin_unlock(&chan->lock);
 	return err;
