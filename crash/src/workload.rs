@@ -16,6 +16,8 @@ pub enum Op {
     Rename(&'static str, &'static str),
     RenameNoReplace(&'static str, &'static str),
     Exchange(&'static str, &'static str),
+    /// rename with RENAME_WHITEOUT: a new inode appears at the old name in the same step.
+    RenameWhiteout(&'static str, &'static str),
     Write {
         path: &'static str,
         off: u64,
@@ -42,6 +44,9 @@ pub enum Op {
     },
     SetXattr(&'static str, &'static str, &'static str),
     RemoveXattr(&'static str, &'static str),
+    /// An xattr value of `len` bytes of `byte`: longer than one log entry holds, so it is
+    /// committed as several entries that must appear together or not at all.
+    SetBigXattr(&'static str, &'static str, usize, u8),
     /// A DAX mmap write fault: the page gets a block from get_data_block, then is stored to.
     MmapWrite {
         path: &'static str,
@@ -61,6 +66,7 @@ impl Op {
             Op::Rename(..) => "rename",
             Op::RenameNoReplace(..) => "rename-noreplace",
             Op::Exchange(..) => "rename-exchange",
+            Op::RenameWhiteout(..) => "rename-whiteout",
             Op::Write { .. } => "write",
             Op::Append { .. } => "append",
             Op::Truncate(..) => "truncate",
@@ -72,6 +78,7 @@ impl Op {
             Op::Symlink { .. } => "symlink",
             Op::SetXattr(..) => "setxattr",
             Op::RemoveXattr(..) => "removexattr",
+            Op::SetBigXattr(..) => "setxattr-big",
             Op::MmapWrite { .. } => "mmap-write",
         }
     }
@@ -109,6 +116,7 @@ pub fn single_ops() -> Vec<Op> {
         Op::Rename("/d1", "/d2/x"),
         Op::RenameNoReplace("/a", "/d2/z"),
         Op::Exchange("/a", "/d1/c"),
+        Op::RenameWhiteout("/d1/c", "/d2/w"),
         Op::Append { path: "/a", len: 3000, byte: 4 },
         Op::Write { path: "/a", off: 100, len: 9000, byte: 5 },
         Op::Write { path: "/b", off: 8192, len: 4096, byte: 6 },
@@ -122,6 +130,7 @@ pub fn single_ops() -> Vec<Op> {
         Op::Symlink { target: "/d1/c", path: "/d2/sl" },
         Op::SetXattr("/a", "user.n", "value"),
         Op::RemoveXattr("/d1/c", "user.x"),
+        Op::SetBigXattr("/d1/c", "user.x", 9000, 7),
         Op::MmapWrite { path: "/b", off: 20480 },
     ]
 }
@@ -173,10 +182,11 @@ pub fn apply(fs: &Fs, op: &Op, pm_store: &dyn Fn(u64, &[u8]) -> Result<()>) -> R
             let (d, n) = parent_and_name(fs, p)?;
             fs.rmdir(d, n)
         }
-        Op::Rename(a, b) | Op::RenameNoReplace(a, b) | Op::Exchange(a, b) => {
+        Op::Rename(a, b) | Op::RenameNoReplace(a, b) | Op::Exchange(a, b) | Op::RenameWhiteout(a, b) => {
             let flags = RenameFlags {
                 noreplace: matches!(op, Op::RenameNoReplace(..)),
                 exchange: matches!(op, Op::Exchange(..)),
+                whiteout: matches!(op, Op::RenameWhiteout(..)),
             };
             let (d1, n1) = parent_and_name(fs, a)?;
             let (d2, n2) = parent_and_name(fs, b)?;
@@ -206,6 +216,9 @@ pub fn apply(fs: &Fs, op: &Op, pm_store: &dyn Fn(u64, &[u8]) -> Result<()>) -> R
             fs.setxattr(resolve(fs, p)?, name.as_bytes(), value.as_bytes(), XattrFlags::default())
         }
         Op::RemoveXattr(p, name) => fs.removexattr(resolve(fs, p)?, name.as_bytes()),
+        Op::SetBigXattr(p, name, len, byte) => {
+            fs.setxattr(resolve(fs, p)?, name.as_bytes(), &vec![*byte; *len], XattrFlags::default())
+        }
         Op::MmapWrite { path, off } => {
             let ino = resolve(fs, path)?;
             let block = fs.get_data_block(ino, *off, true)?.ok_or(Error::NotFound)?;

@@ -68,13 +68,32 @@ impl FreeList {
     }
 }
 
+/// Which blocks an allocation may take. Everyday allocations leave the reserve alone, so that
+/// operations that give space back (unlink, rmdir, truncate, log compaction) still get the log
+/// page or the copied page they need on a device that is otherwise full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    Normal,
+    Reserve,
+}
+
+/// The reserve of an allocator over `total` blocks: 1/128 of them, at least 64 and at most
+/// 8192 (32 MiB). Enough for the log pages of thousands of unlinks of files that free no block.
+pub fn default_reserve(total: u64) -> u64 {
+    (total / 128).clamp(64, 8192).min(total / 4)
+}
+
 /// The allocator of the data area [first, end).
 pub struct Allocator {
     first: u64,
     end: u64,
     stripe_len: u64,
     stripes: Vec<Mutex<FreeList>>,
+    /// Blocks free and not claimed by an allocation in progress (never more than the stripes
+    /// hold: frees add here after inserting, allocations subtract before taking).
     free: AtomicU64,
+    /// Blocks only [`Pool::Reserve`] allocations may take.
+    reserve: u64,
 }
 
 impl Allocator {
@@ -88,7 +107,19 @@ impl Allocator {
             stripe_len,
             stripes: (0..cpus).map(|_| Mutex::new(FreeList::default())).collect(),
             free: AtomicU64::new(0),
+            reserve: 0,
         }
+    }
+
+    /// Keep the last `blocks` free blocks for [`Pool::Reserve`] allocations.
+    pub fn with_reserve(mut self, blocks: u64) -> Allocator {
+        self.reserve = blocks;
+        self
+    }
+
+    /// Blocks kept for [`Pool::Reserve`].
+    pub fn reserve(&self) -> u64 {
+        self.reserve
     }
 
     fn stripe_of(&self, block: u64) -> usize {
@@ -134,17 +165,31 @@ impl Allocator {
     /// Allocate `want` blocks as one or more extents, preferring `cpu`'s stripe.
     /// All or nothing: on ENOSPC nothing stays allocated.
     pub fn alloc(&self, want: u64, cpu: usize) -> Result<Vec<Extent>> {
+        self.alloc_from(want, cpu, Pool::Normal)
+    }
+
+    /// As [`Allocator::alloc`], from `pool`.
+    pub fn alloc_from(&self, want: u64, cpu: usize, pool: Pool) -> Result<Vec<Extent>> {
+        let floor = if pool == Pool::Reserve { 0 } else { self.reserve };
+        // Claim the count first: threads racing for the last blocks cannot both get them, and
+        // a Normal allocation cannot dip into the reserve.
+        self.free
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
+                f.checked_sub(want).filter(|l| *l >= floor)
+            })
+            .map_err(|_| Error::NoSpace)?;
         let mut got = Vec::new();
         let mut need = want;
         let n = self.stripes.len();
-        for i in 0..n {
+        // The claimed blocks are in the stripes, but a racing free may put them in a stripe this
+        // loop has passed already: go round a few times.
+        for i in 0..4 * n {
             let idx = (cpu + i) % n;
             let mut list = self.stripes[idx].lock();
             while need > 0 {
                 match list.take(need) {
                     Some(ext) => {
                         need -= ext.len;
-                        self.free.fetch_sub(ext.len, Ordering::Relaxed);
                         got.push(ext);
                     }
                     None => break,
@@ -157,12 +202,18 @@ impl Allocator {
         for e in got {
             self.free(e.start, e.len);
         }
+        self.free.fetch_add(need, Ordering::AcqRel);
         Err(Error::NoSpace)
     }
 
     /// Allocate exactly one block.
     pub fn alloc_one(&self, cpu: usize) -> Result<u64> {
         Ok(self.alloc(1, cpu)?[0].start)
+    }
+
+    /// Allocate exactly one block from `pool`.
+    pub fn alloc_one_from(&self, cpu: usize, pool: Pool) -> Result<u64> {
+        Ok(self.alloc_from(1, cpu, pool)?[0].start)
     }
 
     /// Whether a run is entirely free (for consistency checks).
@@ -235,5 +286,46 @@ mod tests {
         assert!(a.alloc(11, 0).is_err());
         assert_eq!(a.free_blocks(), 10);
         assert!(a.is_free(0, 10));
+    }
+
+    #[test]
+    fn reserve_is_left_to_reserve_allocations() {
+        let a = Allocator::new(0, 100, 2).with_reserve(10);
+        a.free(0, 100);
+        assert_eq!(a.alloc(91, 0), Err(Error::NoSpace));
+        let most = a.alloc(90, 0).unwrap();
+        assert_eq!(a.alloc_one(1), Err(Error::NoSpace));
+        let rest = a.alloc_from(10, 1, Pool::Reserve).unwrap();
+        assert_eq!(a.free_blocks(), 0);
+        for e in most.iter().chain(rest.iter()) {
+            a.free(e.start, e.len);
+        }
+        assert_eq!(a.free_blocks(), 100);
+    }
+
+    #[test]
+    fn threads_racing_for_the_last_blocks_get_each_exactly_once() {
+        let a = std::sync::Arc::new(Allocator::new(0, 1000, 4));
+        a.free(0, 1000);
+        let got: Vec<Vec<Extent>> = (0..8)
+            .map(|t| {
+                let a = a.clone();
+                std::thread::spawn(move || {
+                    let mut mine = Vec::new();
+                    while let Ok(e) = a.alloc(1 + t % 3, t as usize) {
+                        mine.extend(e);
+                    }
+                    mine
+                })
+            })
+            .map(|h| h.join().unwrap())
+            .collect();
+        let mut blocks: Vec<u64> = got.iter().flatten().flat_map(|e| e.start..e.start + e.len).collect();
+        blocks.sort_unstable();
+        let n = blocks.len();
+        blocks.dedup();
+        assert_eq!(blocks.len(), n, "a block was handed out twice");
+        assert_eq!(n, 1000, "every block is handed out once the racing is over");
+        assert_eq!(a.free_blocks(), 0);
     }
 }

@@ -95,6 +95,15 @@ impl DirIndex {
     }
 
     pub fn add(&mut self, name: Vec<u8>, slot: DirSlot) -> Result<()> {
+        // Past-the-hash cookies count up from 2^60 one per 256-way hash collision: one at
+        // 2^62 or more comes from damage, and readdir's cookie + 3 must fit an off_t.
+        if slot.cookie >= 1 << 62 {
+            return Err(Error::Corrupt(format!(
+                "directory entry {:?} has an impossible cookie {}",
+                String::from_utf8_lossy(&name),
+                slot.cookie
+            )));
+        }
         if self.by_name.contains_key(&name) || self.by_cookie.contains_key(&slot.cookie) {
             return Err(Error::Corrupt(format!(
                 "directory entry {:?} added twice",

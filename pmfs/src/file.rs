@@ -3,7 +3,7 @@
 //! freshly allocated blocks (old contents copied in for partial pages), fences, then commits
 //! one log entry per new extent, and only then frees the blocks it replaced.
 
-use crate::alloc::{current_cpu, Extent};
+use crate::alloc::{current_cpu, Extent, Pool};
 use crate::error::{Error, Result};
 use crate::fs::Fs;
 use crate::inode::InodeState;
@@ -109,6 +109,7 @@ impl Fs {
     /// Allocate fresh blocks for pages [first, first+count) and fill them (see `fill_blocks`,
     /// with `data` starting at byte `data_off` of page `first`). Returns one Write entry per
     /// extent, not yet committed; on error the blocks are given back.
+    #[allow(clippy::too_many_arguments)]
     fn cow_pages(
         &self,
         st: &InodeState,
@@ -119,7 +120,23 @@ impl Fs {
         zero: bool,
         new_size: u64,
     ) -> Result<(Vec<Entry>, Vec<Extent>)> {
-        let exts = self.alloc.alloc(count, current_cpu())?;
+        self.cow_pages_from(st, first, count, data, data_off, zero, new_size, Pool::Normal)
+    }
+
+    /// As [`Fs::cow_pages`], with the blocks from `pool`.
+    #[allow(clippy::too_many_arguments)]
+    fn cow_pages_from(
+        &self,
+        st: &InodeState,
+        first: u64,
+        count: u64,
+        data: &[u8],
+        data_off: u64,
+        zero: bool,
+        new_size: u64,
+        pool: Pool,
+    ) -> Result<(Vec<Entry>, Vec<Extent>)> {
+        let exts = self.alloc.alloc_from(count, current_cpu(), pool)?;
         let now = Timespec::now();
         let mut entries = Vec::with_capacity(exts.len());
         let mut page = first;
@@ -204,8 +221,13 @@ impl Fs {
 
     /// When shrinking to `new_size`, the last kept page keeps bytes past the new end; copy it
     /// with those bytes zeroed so a later extension reads zeros there. Returns the entries
-    /// (uncommitted; blocks are owned by them).
-    pub(crate) fn zero_tail_of_last_page(&self, st: &InodeState, new_size: u64) -> Result<Vec<Entry>> {
+    /// (uncommitted; blocks are owned by them). The copy comes from `pool`.
+    pub(crate) fn zero_tail_of_last_page(
+        &self,
+        st: &InodeState,
+        new_size: u64,
+        pool: Pool,
+    ) -> Result<Vec<Entry>> {
         let within = new_size % BLOCK_SIZE;
         let page = new_size / BLOCK_SIZE;
         if within == 0 || st.extents.lookup(page).is_none() {
@@ -214,7 +236,7 @@ impl Fs {
         let zeros = vec![0u8; (BLOCK_SIZE - within) as usize];
         // The entry keeps the old size: the Attr entry after it is what changes the size, and
         // only a size change drops the pages past the new end.
-        Ok(self.cow_pages(st, page, 1, &zeros, within, false, st.size)?.0)
+        Ok(self.cow_pages_from(st, page, 1, &zeros, within, false, st.size, pool)?.0)
     }
 
     /// Zero [from, to) inside one page by copy-on-write, if that page is mapped.

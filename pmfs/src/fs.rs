@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::alloc::{current_cpu, Allocator};
+use crate::alloc::{current_cpu, default_reserve, Allocator, Pool};
 use crate::dir::{check_name, kind_code, DirSlot};
 use crate::error::{Error, Result};
 use crate::inode::InodeState;
@@ -88,10 +88,11 @@ impl Fs {
         read_only: bool,
     ) -> Fs {
         let journals = Journals::new(sb.journals, sb.cpus);
+        let reserve = default_reserve(alloc.total_blocks());
         Fs {
             pm,
             sb,
-            alloc,
+            alloc: alloc.with_reserve(reserve),
             itables,
             journals,
             cache: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -153,6 +154,9 @@ impl Fs {
         for e in &entries {
             st.apply(e).map_err(|err| Error::Corrupt(format!("inode {ino}: {}", err.detail())))?;
         }
+        if st.xattr_piece.is_some() {
+            return Err(Error::Corrupt(format!("inode {ino}: the log ends inside an xattr value")));
+        }
         st.log = logstate;
         Ok(st)
     }
@@ -160,13 +164,44 @@ impl Fs {
     /// The inode, from the cache or loaded from PM.
     pub(crate) fn inode(&self, ino: Ino) -> Result<InodeRef> {
         let shard = &self.cache[(ino as usize) % SHARDS];
-        if let Some(i) = shard.lock().get(&ino) {
-            return Ok(i.clone());
+        // A load races with whoever has the inode cached, or had it until a destroy: what it
+        // read may be freed by then (its log pages reused, its blocks free), and look like
+        // damage. Load again: a race is over by then (a freed inode loads as ENOENT), damage
+        // is not.
+        let mut tries = 0;
+        loop {
+            if let Some(i) = shard.lock().get(&ino) {
+                return Ok(i.clone());
+            }
+            match self.load_inode(ino).and_then(|st| self.check_owned(&st).map(|()| st)) {
+                Ok(st) => {
+                    let mut map = shard.lock();
+                    if let Some(i) = map.get(&ino) {
+                        return Ok(i.clone());
+                    }
+                    // Destroy marks the PM inode free before it leaves the cache: an inode
+                    // freed (or freed and created again) since we read it must not come back.
+                    if !self.is_live(ino)? || self.generation_on_pm(&st)? != st.generation {
+                        drop(map);
+                        tries += 1;
+                        if tries > 3 {
+                            return Err(Error::NotFound);
+                        }
+                        continue;
+                    }
+                    return Ok(map.entry(ino).or_insert_with(|| Arc::new(RwLock::new(st))).clone());
+                }
+                Err(Error::Corrupt(_)) if tries < 3 => tries += 1,
+                Err(e) => return Err(e),
+            }
         }
-        let st = self.load_inode(ino)?;
-        self.check_owned(&st)?;
-        let mut map = shard.lock();
-        Ok(map.entry(ino).or_insert_with(|| Arc::new(RwLock::new(st))).clone())
+    }
+
+    /// The generation in `st`'s PM inode now (it leads the creation record).
+    fn generation_on_pm(&self, st: &InodeState) -> Result<u32> {
+        let mut raw = [0u8; 4];
+        self.pm.read(st.pm_off + layout::inode::CREATION.start as u64, &mut raw)?;
+        Ok(u32::from_le_bytes(raw))
     }
 
     pub(crate) fn inode_cache_insert(&self, ino: Ino, r: InodeRef) -> Option<InodeRef> {
@@ -180,7 +215,14 @@ impl Fs {
         let bad = |what: &str, b: u64| {
             Error::Corrupt(format!("inode {}: {what} block {b} is marked free; run fsck.zpmfs", st.ino))
         };
+        let (first, end) = self.alloc.data_range();
         for m in st.extents.all() {
+            if m.block < first || m.block.checked_add(m.pages).is_none_or(|e| e > end) {
+                return Err(Error::Corrupt(format!(
+                    "inode {}: data blocks {}+{} are outside the data area; run fsck.zpmfs",
+                    st.ino, m.block, m.pages
+                )));
+            }
             if self.alloc.any_free(m.block, m.pages) {
                 return Err(bad("data", m.block));
             }
@@ -215,11 +257,27 @@ impl Fs {
     /// Append entries to one inode's log and commit them (the single-inode commit point).
     /// Frees blocks the entries unmapped.
     pub(crate) fn commit(&self, st: &mut InodeState, entries: Vec<Entry>) -> Result<()> {
+        self.commit_in(st, entries, Pool::Normal)
+    }
+
+    /// As [`Fs::commit`], with new log pages from `pool`.
+    pub(crate) fn commit_in(&self, st: &mut InodeState, entries: Vec<Entry>, pool: Pool) -> Result<()> {
         if st.dead {
             return Err(Error::NotFound);
         }
         let cpu = current_cpu();
-        let staged = log::stage(&self.pm, &self.alloc, cpu, st.ino, st.pm_off, &st.log, &entries)?;
+        let stage = |st: &InodeState| {
+            log::stage(&self.pm, &self.alloc, cpu, pool, st.ino, st.pm_off, &st.log, &entries)
+        };
+        let staged = match stage(st) {
+            // A full device: a log of mostly dead entries (a file chmod-ed over and over) is
+            // compacted, which gives back pages, rather than failing the change.
+            Err(Error::NoSpace) if st.log.entries >= 2 * st.live_entries() => {
+                self.compact(st)?;
+                stage(st)?
+            }
+            other => other?,
+        };
         log::commit_tail(&self.pm, st.pm_off, staged.new_tail)?;
         st.log.apply_staged(&staged);
         self.apply_all(st, &entries)?;
@@ -230,7 +288,9 @@ impl Fs {
     /// Like [`Fs::commit`], but blocks the entries unmap are not returned to the allocator
     /// (fsck dropping a mapping to a block that belongs to someone else).
     pub(crate) fn commit_without_freeing(&self, st: &mut InodeState, entries: Vec<Entry>) -> Result<()> {
-        let staged = log::stage(&self.pm, &self.alloc, current_cpu(), st.ino, st.pm_off, &st.log, &entries)?;
+        let cpu = current_cpu();
+        let staged =
+            log::stage(&self.pm, &self.alloc, cpu, Pool::Reserve, st.ino, st.pm_off, &st.log, &entries)?;
         log::commit_tail(&self.pm, st.pm_off, staged.new_tail)?;
         st.log.apply_staged(&staged);
         for e in &entries {
@@ -249,7 +309,8 @@ impl Fs {
     }
 
     /// Append entries to several inodes' logs and commit all tails atomically (journaled).
-    fn commit_many(&self, locked: &mut Locked, parts: Vec<(Ino, Vec<Entry>)>) -> Result<()> {
+    /// New log pages come from `pool`.
+    fn commit_many(&self, locked: &mut Locked, parts: Vec<(Ino, Vec<Entry>)>, pool: Pool) -> Result<()> {
         if parts.iter().any(|(i, _)| locked.get(*i).dead) {
             return Err(Error::NotFound);
         }
@@ -257,7 +318,7 @@ impl Fs {
         let mut staged: Vec<(Ino, Staged)> = Vec::new();
         for (ino, entries) in &parts {
             let st = locked.get(*ino);
-            match log::stage(&self.pm, &self.alloc, cpu, st.ino, st.pm_off, &st.log, entries) {
+            match log::stage(&self.pm, &self.alloc, cpu, pool, st.ino, st.pm_off, &st.log, entries) {
                 Ok(s) => staged.push((*ino, s)),
                 Err(e) => {
                     for (i, s) in staged {
@@ -308,7 +369,8 @@ impl Fs {
     pub(crate) fn compact(&self, st: &mut InodeState) -> Result<()> {
         let cpu = current_cpu();
         let entries = st.snapshot();
-        let chain = log::write_chain(&self.pm, &self.alloc, cpu, st.ino, &entries)?;
+        // Compaction gives back more pages than it takes: it may use the reserve.
+        let chain = log::write_chain(&self.pm, &self.alloc, cpu, Pool::Reserve, st.ino, &entries)?;
         let words = [
             (st.pm_off + layout::inode::LOG_HEAD, chain.new_head.unwrap_or(0)),
             (st.pm_off + layout::inode::LOG_TAIL, chain.new_tail),
@@ -348,31 +410,45 @@ impl Fs {
             return Err(Error::NameTooLong);
         }
         let p = self.inode(parent)?;
-        let slot = {
-            let p = p.read();
-            let dir = p.dir.as_ref().ok_or(Error::NotDir)?;
-            match name {
-                b"." => DirSlot { ino: parent, cookie: 0, kind: FileKind::Directory },
-                b".." => DirSlot { ino: p.parent, cookie: 0, kind: FileKind::Directory },
-                _ => dir.get(name).ok_or(Error::NotFound)?,
-            }
-        };
-        match self.getattr(slot.ino) {
-            Err(Error::NotFound) => {
-                // Removed since we looked (a racing unlink) is ENOENT; still named is damage.
-                let still = p.read().dir.as_ref().and_then(|d| d.get(name)) == Some(slot);
-                Err(if still && name != b"." && name != b".." {
-                    Error::Corrupt(format!(
+        loop {
+            let slot = {
+                let p = p.read();
+                let dir = p.dir.as_ref().ok_or(Error::NotDir)?;
+                match name {
+                    b"." => DirSlot { ino: parent, cookie: 0, kind: FileKind::Directory },
+                    b".." => DirSlot { ino: p.parent, cookie: 0, kind: FileKind::Directory },
+                    _ => dir.get(name).ok_or(Error::NotFound)?,
+                }
+            };
+            match self.getattr(slot.ino) {
+                Err(Error::NotFound) => {
+                    // Removed since we looked (a racing unlink) is ENOENT. Named again is a racing
+                    // create that got the freed inode number back (with the cookie, a hash of the
+                    // name, the entry is the same): look again. Named by a dead inode is damage.
+                    // The directory's read lock holds off unlink and create while we decide.
+                    let p = p.read();
+                    let still = p.dir.as_ref().and_then(|d| d.get(name)) == Some(slot);
+                    if !still || name == b"." || name == b".." {
+                        return Err(Error::NotFound);
+                    }
+                    if self.is_live(slot.ino)? {
+                        continue;
+                    }
+                    return Err(Error::Corrupt(format!(
                         "directory {parent}: entry {:?} names inode {}, which is not in use; run fsck.zpmfs",
                         String::from_utf8_lossy(name),
                         slot.ino
-                    ))
-                } else {
-                    Error::NotFound
-                })
+                    )));
+                }
+                other => return other,
             }
-            other => other,
         }
+    }
+
+    /// Whether `ino`'s PM inode is in use (read without taking its lock).
+    fn is_live(&self, ino: Ino) -> Result<bool> {
+        let Some(off) = self.itables.offset(ino) else { return Ok(false) };
+        Ok(self.pm.read_u64(off + layout::inode::STATE)? == layout::inode::LIVE)
     }
 
     pub fn getattr(&self, ino: Ino) -> Result<Attr> {
@@ -387,6 +463,8 @@ impl Fs {
         let now = Timespec::now();
         let mut entries = Vec::new();
         let mut size = st.size;
+        // Shrinking gives space back, so it may use the reserve: a full device can be truncated.
+        let pool = if set.size.is_some_and(|s| s < st.size) { Pool::Reserve } else { Pool::Normal };
         if let Some(new_size) = set.size {
             match st.kind {
                 FileKind::Regular => {}
@@ -397,7 +475,7 @@ impl Fs {
                 return Err(Error::FileTooBig);
             }
             if new_size < st.size {
-                entries.extend(self.zero_tail_of_last_page(&st, new_size)?);
+                entries.extend(self.zero_tail_of_last_page(&st, new_size, pool)?);
             }
             size = new_size;
         }
@@ -416,7 +494,7 @@ impl Fs {
             mtime,
             ctime: set.ctime.unwrap_or(now),
         });
-        self.commit(&mut st, entries)?;
+        self.commit_in(&mut st, entries, pool)?;
         Ok(st.attr())
     }
 
@@ -455,26 +533,9 @@ impl Fs {
                 perm |= libc::S_ISGID;
             }
         }
-        let cpu = current_cpu();
-        let (ino, off) = self.itables.allocate(&self.pm, &self.alloc, cpu)?;
+        let (ino, off) = self.itables.allocate(&self.pm, &self.alloc, current_cpu())?;
         let made = (|| {
-            let mut raw = [0u8; 8];
-            self.pm.read(off + 24, &mut raw[..4])?;
-            let generation = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]).wrapping_add(1);
-            let creation = InodeCreation {
-                generation,
-                mode: kind.mode_bits() | perm,
-                uid: caller.uid,
-                gid,
-                rdev,
-                flags: 0,
-                parent,
-                time: Timespec::now(),
-            };
-            self.pm.write(off, &creation.encode())?;
-            self.pm.persist(off, layout::INODE_SIZE);
-            self.pm.store_u64(off + layout::inode::STATE, layout::inode::LIVE)?;
-            self.pm.persist(off + layout::inode::STATE, 8);
+            let creation = self.init_inode(off, kind.mode_bits() | perm, caller.uid, gid, rdev, parent)?;
             let mut st = InodeState::new(ino, off, &creation)?;
             if let Some(t) = target {
                 self.write_locked(&mut st, 0, t)?;
@@ -508,6 +569,37 @@ impl Fs {
         }
     }
 
+    /// Write a just-allocated inode slot's creation record and mark it live. Until a directory
+    /// entry names it, it is an orphan that recovery frees.
+    fn init_inode(
+        &self,
+        off: u64,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        rdev: u32,
+        parent: Ino,
+    ) -> Result<InodeCreation> {
+        let mut raw = [0u8; 4];
+        self.pm.read(off + 24, &mut raw)?;
+        let creation = InodeCreation {
+            // The slot's last generation plus one: file handles of its earlier inode go stale.
+            generation: u32::from_le_bytes(raw).wrapping_add(1),
+            mode,
+            uid,
+            gid,
+            rdev,
+            flags: 0,
+            parent,
+            time: Timespec::now(),
+        };
+        self.pm.write(off, &creation.encode())?;
+        self.pm.persist(off, layout::INODE_SIZE);
+        self.pm.store_u64(off + layout::inode::STATE, layout::inode::LIVE)?;
+        self.pm.persist(off + layout::inode::STATE, 8);
+        Ok(creation)
+    }
+
     /// Create any non-directory inode: `mode` holds the type bits (S_IFREG, S_IFIFO, ...).
     pub fn mknod(&self, parent: Ino, name: &[u8], mode: u32, rdev: u32, caller: Caller) -> Result<Attr> {
         match FileKind::from_mode(mode) {
@@ -539,6 +631,13 @@ impl Fs {
         let st = r.read();
         if st.kind != FileKind::Symlink {
             return Err(Error::Invalid("not a symlink"));
+        }
+        // The size comes from the log: bound it before allocating a buffer that large.
+        if st.size > SYMLINK_MAX as u64 {
+            return Err(Error::Corrupt(format!(
+                "symlink {ino}: target length {} is over {SYMLINK_MAX}; run fsck.zpmfs",
+                st.size
+            )));
         }
         let mut buf = vec![0u8; st.size as usize];
         let n = self.read_locked(&st, 0, &mut buf)?;
@@ -579,6 +678,7 @@ impl Fs {
         self.commit_many(
             &mut l,
             vec![(new_parent, vec![add]), (ino, vec![Entry::Link { nlink: nlink + 1, ctime: now }])],
+            Pool::Normal,
         )?;
         Ok(l.get(ino).attr())
     }
@@ -650,7 +750,9 @@ impl Fs {
             time: now,
             name: name.to_vec(),
         };
-        self.commit_many(l, vec![(parent, vec![del]), (slot.ino, vec![Entry::Link { nlink, ctime: now }])])?;
+        // Removing a name must work on a full device: its log pages may come from the reserve.
+        let parts = vec![(parent, vec![del]), (slot.ino, vec![Entry::Link { nlink, ctime: now }])];
+        self.commit_many(l, parts, Pool::Reserve)?;
         self.drop_link(l, slot.ino)
     }
 
@@ -678,8 +780,8 @@ impl Fs {
         flags: RenameFlags,
     ) -> Result<()> {
         self.check_writable()?;
-        if flags.noreplace && flags.exchange {
-            return Err(Error::Invalid("RENAME_NOREPLACE with RENAME_EXCHANGE"));
+        if flags.exchange && (flags.noreplace || flags.whiteout) {
+            return Err(Error::Invalid("RENAME_EXCHANGE with RENAME_NOREPLACE or RENAME_WHITEOUT"));
         }
         if name == b"." || name == b".." {
             return Err(Error::Invalid("rename of . or .."));
@@ -829,7 +931,45 @@ impl Fs {
                 victim = Some(d.ino);
             }
         }
-        self.commit_many(l, parts)?;
+        // The whiteout: a new 0:0 character device at the old name, added in the same commit
+        // (after the old name's removal in that directory's log).
+        let whiteout = if flags.whiteout {
+            let (ino, off) = self.itables.allocate(&self.pm, &self.alloc, current_cpu())?;
+            let made = self
+                .init_inode(off, libc::S_IFCHR, 0, 0, 0, parent)
+                .and_then(|c| InodeState::new(ino, off, &c));
+            match made {
+                Ok(st) => {
+                    let add = Entry::DentryAdd {
+                        ino,
+                        cookie: src.cookie,
+                        kind: kind_code(FileKind::CharDevice),
+                        time: now,
+                        name: name.to_vec(),
+                    };
+                    match parts.iter_mut().find(|(i, _)| *i == parent) {
+                        Some((_, v)) => v.push(add),
+                        None => parts.push((parent, vec![add])),
+                    }
+                    Some(st)
+                }
+                Err(e) => {
+                    let _ = self.itables.release(&self.pm, ino);
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        if let Err(e) = self.commit_many(l, parts, Pool::Normal) {
+            if let Some(mut st) = whiteout {
+                let _ = self.destroy(&mut st);
+            }
+            return Err(e);
+        }
+        if let Some(st) = whiteout {
+            self.inode_cache_insert(st.ino, Arc::new(RwLock::new(st)));
+        }
         if let Some(v) = victim {
             self.drop_link(l, v)?;
         }
@@ -889,12 +1029,14 @@ impl Fs {
     pub fn statfs(&self) -> Result<StatFs> {
         self.check_alive()?;
         let free = self.alloc.free_blocks();
-        let free_inodes = self.itables.free_slots() + free * layout::INODES_PER_BLOCK;
+        // The reserve is free but not available: only operations that give space back use it.
+        let avail = free.saturating_sub(self.alloc.reserve());
+        let free_inodes = self.itables.free_slots() + avail * layout::INODES_PER_BLOCK;
         Ok(StatFs {
             block_size: BLOCK_SIZE as u32,
             blocks: self.sb.blocks,
             blocks_free: free,
-            blocks_avail: free,
+            blocks_avail: avail,
             files: self.itables.live() + free_inodes,
             files_free: free_inodes,
             name_max: NAME_MAX as u32,

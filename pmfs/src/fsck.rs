@@ -129,6 +129,10 @@ impl Checker {
         self.report.problems.push(Problem { what, fixed: fix });
         fix
     }
+    /// Record a problem no mode repairs, so that no report counts it fixed.
+    fn unfixable(&mut self, what: String) {
+        self.report.problems.push(Problem { what, fixed: false });
+    }
 }
 
 /// Check (and in repair modes, repair) the zpmfs on `path`, which must not be mounted.
@@ -220,16 +224,39 @@ pub fn fsck_with_progress(
         c.report
             .notes
             .push("not cleanly unmounted: checking the state that recovery at mount will produce".into());
+        // Repairs append to logs, and rolling a journal back later would undo them: a repair
+        // rolls the journals back now, as recovery would; a check reads through them.
+        let rolled_back = writable
+            && crate::journal::Journals::new(sb.journals, sb.cpus)
+                .recover(&pm, |off| itables.is_inode_word(off))
+                .is_ok();
         for j in 0..sb.cpus as u64 {
+            if rolled_back {
+                break;
+            }
             let base = (sb.journals + j) * BLOCK_SIZE;
             let count = pm.read_u64(base + layout::journal::COUNT)?;
-            if count as usize > layout::JOURNAL_RECORDS {
-                c.problem(format!("journal {j}: impossible record count {count}"), false);
-                continue;
-            }
-            for r in 0..count {
+            // What recovery would refuse, fsck must too, else mount fails on an image it passed.
+            let mut bad = (count as usize > layout::JOURNAL_RECORDS)
+                .then(|| format!("impossible record count {count}"));
+            let mut records = Vec::new();
+            for r in 0..if bad.is_none() { count } else { 0 } {
                 let at = base + layout::journal::RECORDS + r * 16;
-                overrides.insert(pm.read_u64(at)?, pm.read_u64(at + 8)?);
+                let (off, old) = (pm.read_u64(at)?, pm.read_u64(at + 8)?);
+                if off % 8 != 0 || !itables.is_inode_word(off) {
+                    bad = Some(format!("record {r} names offset {off}, which is not in an inode"));
+                    break;
+                }
+                records.push((off, old));
+            }
+            match bad {
+                None => overrides.extend(records),
+                Some(why) => {
+                    if c.problem(format!("journal {j}: {why}; its unfinished operation is dropped"), false) {
+                        pm.store_u64(base + layout::journal::COUNT, 0)?;
+                        pm.persist(base + layout::journal::COUNT, 8);
+                    }
+                }
             }
         }
     }
@@ -265,12 +292,30 @@ pub fn fsck_with_progress(
         let mut stop = partial.error.as_ref().map(|(t, h, e)| (*t, *h, e.detail()));
         let total = partial.entries.len();
         let mut applied = 0;
+        // Where the xattr value being pieced together started: a cut must not keep half of it.
+        let mut piece_start: Option<(u64, usize)> = None;
         for (pos, e) in &partial.entries {
+            if st.xattr_piece.is_none() {
+                piece_start = None;
+            }
             if let Err(err) = st.apply(e) {
                 stop = Some((*pos, false, format!("entry at {pos}: {}", err.detail())));
                 break;
             }
+            if piece_start.is_none() && st.xattr_piece.is_some() {
+                piece_start = Some((*pos, applied));
+            }
             applied += 1;
+        }
+        if st.xattr_piece.is_some() {
+            let (pos, at) = piece_start.unwrap_or((0, 0));
+            st.xattr_piece = None;
+            applied = at;
+            let why = format!("entry at {pos}: an xattr value is not finished");
+            stop = match stop {
+                Some((_, head_bad, e)) => Some((pos, head_bad, format!("{e}; {why}"))),
+                None => Some((pos, false, why)),
+            };
         }
         st.log = partial.state;
         if let Some((good_tail, head_bad, why)) = stop {
@@ -284,6 +329,12 @@ pub fn fsck_with_progress(
                 } else {
                     pm.store_u64(off + layout::inode::LOG_TAIL, good_tail)?;
                     st.log.tail = good_tail;
+                    // Pages past the new tail's page hold only dropped entries: free them.
+                    let tail_page = good_tail / layout::BLOCK_SIZE;
+                    if let Some(i) = st.log.pages.iter().position(|&pg| pg == tail_page) {
+                        st.log.pages.truncate(i + 1);
+                    }
+                    st.log.entries = applied as u64;
                 }
                 pm.persist(off + layout::inode::LOG_HEAD, 16);
             }
@@ -318,7 +369,7 @@ pub fn fsck_with_progress(
     used.claim(0, sb.data_start, &|| "metadata".into())?;
     for b in itables.metadata_blocks(&pm)? {
         if b >= sb.blocks || used.claim(b, 1, &|| String::new()).is_err() {
-            c.problem(format!("inode table block {b} is used twice or outside the device"), false);
+            c.unfixable(format!("inode table block {b} is used twice or outside the device"));
         }
     }
     let mut inos: Vec<Ino> = loaded.keys().copied().collect();
@@ -327,19 +378,25 @@ pub fn fsck_with_progress(
         let st = &loaded[&ino];
         for &p in &st.log.pages {
             if used.claim(p, 1, &|| String::new()).is_err() {
-                c.problem(format!("inode {ino}: log page {p} is also used by something else"), false);
+                c.unfixable(format!("inode {ino}: log page {p} is also used by something else"));
             }
         }
         for m in st.extents.all() {
-            for i in 0..m.pages {
-                let b = m.block + i;
-                let page = m.page + i;
-                if b < sb.data_start || b >= sb.blocks {
-                    let what = format!("inode {ino}: file page {page} is in block {b}, outside the data area; the page becomes a hole");
+            let end = m.block + m.pages;
+            // Pages mapped outside the data area become holes a run at a time: one damaged
+            // entry can map billions of them.
+            for (s, e) in [(m.block, end.min(sb.data_start)), (m.block.max(sb.blocks), end)] {
+                if s < e {
+                    let page = m.page + (s - m.block);
+                    let what = format!("inode {ino}: file pages {page}+{} are in blocks {s}+{}, outside the data area; they become holes", e - s, e - s);
                     if c.problem(what, false) {
-                        actions.push(Action::Punch { ino, page, pages: 1, free: false });
+                        actions.push(Action::Punch { ino, page, pages: e - s, free: false });
                     }
-                } else if used.claim(b, 1, &|| String::new()).is_err() {
+                }
+            }
+            for b in m.block.max(sb.data_start)..end.min(sb.blocks) {
+                let page = m.page + (b - m.block);
+                if used.claim(b, 1, &|| String::new()).is_err() {
                     // As e2fsck does with blocks claimed twice: the later claimant gets its own
                     // copy, so the file the block really belongs to keeps its data either way.
                     let what = format!("inode {ino}: file page {page} is in block {b}, which is also used by something else; the file gets its own copy");
@@ -458,7 +515,7 @@ pub fn fsck_with_progress(
 
     if !actions.is_empty() {
         drop(dev);
-        apply_actions(pm, sb, itables, used, loaded, actions)?;
+        apply_actions(pm, sb, itables, used, loaded, actions, !clean)?;
     } else if clear_clean {
         pm.store_u64(st_block + state::CLEAN, 0)?;
         pm.persist(st_block + state::CLEAN, 8);
@@ -489,9 +546,7 @@ fn walk_tree(
                 Some(t) if t.kind == FileKind::Directory && reached.contains(&slot.ino) => {
                     Some(format!("is a second name of directory {}", slot.ino))
                 }
-                Some(t) if t.kind != FileKind::Directory && t.nlink == 0 => {
-                    Some(format!("names removed inode {}", slot.ino))
-                }
+                Some(t) if t.nlink == 0 => Some(format!("names removed inode {}", slot.ino)),
                 _ => None,
             };
             if let Some(why) = bad {
@@ -530,7 +585,7 @@ fn check_contents(c: &mut Checker, st: &InodeState, actions: &mut Vec<Action>) {
         FileKind::Symlink => {
             let pages = st.size.div_ceil(BLOCK_SIZE);
             if st.size == 0 || st.size > crate::vfs::SYMLINK_MAX as u64 || st.extents.mapped_pages() < pages {
-                c.problem(format!("symlink {ino}: target missing or {} bytes long", st.size), false);
+                c.unfixable(format!("symlink {ino}: target missing or {} bytes long", st.size));
             }
         }
         FileKind::Regular => {}
@@ -567,6 +622,7 @@ fn apply_actions(
     used: BlockMap,
     loaded: HashMap<Ino, InodeState>,
     actions: Vec<Action>,
+    keep_unclean: bool,
 ) -> Result<()> {
     let alloc = Allocator::new(sb.data_start, sb.blocks, sb.cpus);
     let mut b = sb.data_start;
@@ -649,5 +705,12 @@ fn apply_actions(
             }
         }
     }
-    fs.unmount()
+    fs.unmount()?;
+    if keep_unclean {
+        // A crashed image stays one, so mount's recovery still frees the orphans this check
+        // left to it (the unmount above marked it clean).
+        fs.pm.store_u64(STATE_BLOCK * BLOCK_SIZE + state::CLEAN, 0)?;
+        fs.pm.persist(STATE_BLOCK * BLOCK_SIZE + state::CLEAN, 8);
+    }
+    Ok(())
 }

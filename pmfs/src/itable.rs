@@ -2,6 +2,7 @@
 //! to index blocks of pointers to inode blocks of 32 PM inodes). Inode numbers interleave the
 //! CPUs: ino = local_index * cpus + c + 1, so the root directory (CPU 0, index 0) is 1.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
@@ -40,6 +41,14 @@ impl InodeTables {
         let mut tables = Vec::new();
         let mut live = Vec::new();
         let in_data = |b: u64| b >= data.0 && b < data.1;
+        // A table that points into itself would have inodes written over its index.
+        let mut seen = HashSet::new();
+        let mut once = |b: u64, c: u64, what: &str| -> Result<()> {
+            if seen.insert(b) {
+                return Ok(());
+            }
+            Err(Error::Corrupt(format!("inode table {c}: {what} block {b} is used twice")))
+        };
         for c in 0..cpus {
             let root = pm.read_u64(roots_block * BLOCK_SIZE + c * 8)?;
             if !in_data(root) {
@@ -47,6 +56,7 @@ impl InodeTables {
                     "inode table {c}: root block {root} outside the data area"
                 )));
             }
+            once(root, c, "root")?;
             let mut blocks = Vec::new();
             'outer: for i in 0..PTRS_PER_BLOCK {
                 let l2 = pm.read_u64(root * BLOCK_SIZE + i * 8)?;
@@ -58,6 +68,7 @@ impl InodeTables {
                         "inode table {c}: index block {l2} outside the data area"
                     )));
                 }
+                once(l2, c, "index")?;
                 for j in 0..PTRS_PER_BLOCK {
                     let b = pm.read_u64(l2 * BLOCK_SIZE + j * 8)?;
                     if b == 0 {
@@ -68,6 +79,7 @@ impl InodeTables {
                             "inode table {c}: inode block {b} outside the data area"
                         )));
                     }
+                    once(b, c, "inode")?;
                     blocks.push(b);
                 }
             }

@@ -177,6 +177,17 @@ impl Superblock {
         if !meta_ok {
             return Err(Error::Corrupt("superblock fields point outside the metadata area".into()));
         }
+        // Nor may the areas overlap (the sums are bounded above): saving the allocator would
+        // overwrite a journal.
+        let journals = sb.journals..sb.journals + sb.cpus as u64;
+        let save = sb.save_start..sb.save_start + sb.save_blocks;
+        let apart = sb.save_start > STATE_BLOCK
+            && (journals.end <= save.start || save.end <= journals.start)
+            && !journals.contains(&sb.inode_roots)
+            && !save.contains(&sb.inode_roots);
+        if !apart {
+            return Err(Error::Corrupt("superblock areas overlap".into()));
+        }
         Ok(sb)
     }
 
@@ -291,6 +302,7 @@ pub mod kind {
     pub const PARENT: u8 = 7;
     pub const XATTR_SET: u8 = 8;
     pub const XATTR_DEL: u8 = 9;
+    pub const XATTR_PART: u8 = 10;
 }
 
 /// One log entry, decoded (kept in DRAM). Every entry starts with an 8-byte header:
@@ -318,6 +330,32 @@ pub enum Entry {
     XattrSet { ctime: Timespec, name: Vec<u8>, value: Vec<u8> },
     /// An xattr removed: name_len@8 ctime@12 name@24.
     XattrDel { ctime: Timespec, name: Vec<u8> },
+    /// The leading piece of a value too big for one entry (same layout as XattrSet): the
+    /// following XattrPart/XattrSet entries of the same name, in the same commit, continue it.
+    XattrPart { ctime: Timespec, name: Vec<u8>, value: Vec<u8> },
+}
+
+/// Longest value piece one xattr entry holds: with the longest name the entry stays well
+/// inside a log page.
+pub const XATTR_PIECE: usize = 3072;
+
+/// The entries that set xattr `name` to `value`: one XattrSet, preceded by XattrPart pieces
+/// when the value is longer than [`XATTR_PIECE`]. They must be committed together.
+pub fn xattr_set_entries(ctime: Timespec, name: &[u8], value: &[u8]) -> Vec<Entry> {
+    let pieces: Vec<&[u8]> = if value.is_empty() { vec![value] } else { value.chunks(XATTR_PIECE).collect() };
+    let last = pieces.len() - 1;
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let (name, value) = (name.to_vec(), v.to_vec());
+            if i == last {
+                Entry::XattrSet { ctime, name, value }
+            } else {
+                Entry::XattrPart { ctime, name, value }
+            }
+        })
+        .collect()
 }
 
 fn round8(n: usize) -> usize {
@@ -334,7 +372,9 @@ impl Entry {
             Entry::Link { .. } => 32,
             Entry::DentryAdd { name, .. } | Entry::DentryDel { name, .. } => round8(44 + name.len()),
             Entry::Parent { .. } => 16,
-            Entry::XattrSet { name, value, .. } => round8(24 + name.len() + value.len()),
+            Entry::XattrSet { name, value, .. } | Entry::XattrPart { name, value, .. } => {
+                round8(24 + name.len() + value.len())
+            }
             Entry::XattrDel { name, .. } => round8(24 + name.len()),
         }
     }
@@ -393,13 +433,17 @@ impl Entry {
                 put64(&mut b, 8, *parent);
                 kind::PARENT
             }
-            Entry::XattrSet { ctime, name, value } => {
+            Entry::XattrSet { ctime, name, value } | Entry::XattrPart { ctime, name, value } => {
                 b[8] = name.len() as u8;
                 put16(&mut b, 10, value.len() as u16);
                 put_time(&mut b, 12, *ctime);
                 b[24..24 + name.len()].copy_from_slice(name);
                 b[24 + name.len()..24 + name.len() + value.len()].copy_from_slice(value);
-                kind::XATTR_SET
+                if matches!(self, Entry::XattrSet { .. }) {
+                    kind::XATTR_SET
+                } else {
+                    kind::XATTR_PART
+                }
             }
             Entry::XattrDel { ctime, name } => {
                 b[8] = name.len() as u8;
@@ -482,16 +526,17 @@ impl Entry {
                 need(16)?;
                 Entry::Parent { parent: u64_at(b, 8) }
             }
-            kind::XATTR_SET => {
+            kind::XATTR_SET | kind::XATTR_PART => {
                 need(24)?;
                 let (n, v) = (b[8] as usize, u16_at(b, 10) as usize);
                 if n == 0 || 24 + n + v > b.len() {
                     return Err(bad("xattr lengths"));
                 }
-                Entry::XattrSet {
-                    ctime: time_at(b, 12),
-                    name: b[24..24 + n].to_vec(),
-                    value: b[24 + n..24 + n + v].to_vec(),
+                let (ctime, name, value) = (time_at(b, 12), b[24..24 + n].to_vec(), b[24 + n..24 + n + v].to_vec());
+                if b[0] == kind::XATTR_SET {
+                    Entry::XattrSet { ctime, name, value }
+                } else {
+                    Entry::XattrPart { ctime, name, value }
                 }
             }
             kind::XATTR_DEL => {

@@ -2,7 +2,7 @@
 //! tail (invisible), then [`commit_tail`] makes them part of the inode with one atomic 8-byte
 //! store. Replay walks from the head page to the tail and returns the entries in order.
 
-use crate::alloc::Allocator;
+use crate::alloc::{Allocator, Pool};
 use crate::error::{Error, Result};
 use crate::layout::{self, kind, logpage, Entry, BLOCK_SIZE, LOG_HEADER, LOG_MAGIC};
 use crate::persist::PmRegion;
@@ -47,10 +47,12 @@ fn write_page_header(pm: &PmRegion, page: u64, owner: u64) -> Result<()> {
 
 /// Write `entries` from `pos` on, moving to fresh pages as needed; returns the position
 /// after the last entry. Flushed but not fenced.
+#[allow(clippy::too_many_arguments)]
 fn append_entries(
     pm: &PmRegion,
     alloc: &Allocator,
     cpu: usize,
+    pool: Pool,
     owner: u64,
     mut pos: u64,
     entries: &[Entry],
@@ -67,7 +69,7 @@ fn append_entries(
                 pm.flush(pos, 8);
             }
             let cur = if in_page(pos) == 0 { page_of(pos) - 1 } else { page_of(pos) };
-            let page = alloc.alloc_one(cpu)?;
+            let page = alloc.alloc_one_from(cpu, pool)?;
             new_pages.push(page);
             write_page_header(pm, page, owner)?;
             pm.store_u64(cur * BLOCK_SIZE + logpage::NEXT, page)?;
@@ -84,10 +86,13 @@ fn append_entries(
 /// Write `entries` after the log's tail and make them durable, without committing them.
 /// A first page is linked from the inode's head field at once (a head with an empty tail is
 /// an empty log). Returns what [`commit_tail`] and [`LogState::apply_staged`] need.
+/// New pages come from `pool`.
+#[allow(clippy::too_many_arguments)]
 pub fn stage(
     pm: &PmRegion,
     alloc: &Allocator,
     cpu: usize,
+    pool: Pool,
     owner: u64,
     inode_off: u64,
     log: &LogState,
@@ -101,7 +106,7 @@ pub fn stage(
         } else if log.head != 0 {
             log.head * BLOCK_SIZE + LOG_HEADER
         } else {
-            let page = alloc.alloc_one(cpu)?;
+            let page = alloc.alloc_one_from(cpu, pool)?;
             new_pages.push(page);
             write_page_header(pm, page, owner)?;
             pm.fence();
@@ -110,7 +115,7 @@ pub fn stage(
             new_head = Some(page);
             page * BLOCK_SIZE + LOG_HEADER
         };
-        let end = append_entries(pm, alloc, cpu, owner, pos, entries, &mut new_pages)?;
+        let end = append_entries(pm, alloc, cpu, pool, owner, pos, entries, &mut new_pages)?;
         pm.fence();
         Ok(end)
     })();
@@ -137,16 +142,17 @@ pub fn write_chain(
     pm: &PmRegion,
     alloc: &Allocator,
     cpu: usize,
+    pool: Pool,
     owner: u64,
     entries: &[Entry],
 ) -> Result<Staged> {
     let mut new_pages = Vec::new();
     let result = (|| {
-        let head = alloc.alloc_one(cpu)?;
+        let head = alloc.alloc_one_from(cpu, pool)?;
         new_pages.push(head);
         write_page_header(pm, head, owner)?;
-        let end =
-            append_entries(pm, alloc, cpu, owner, head * BLOCK_SIZE + LOG_HEADER, entries, &mut new_pages)?;
+        let at = head * BLOCK_SIZE + LOG_HEADER;
+        let end = append_entries(pm, alloc, cpu, pool, owner, at, entries, &mut new_pages)?;
         pm.fence();
         Ok((head, end))
     })();
@@ -247,7 +253,9 @@ pub fn replay_partial(pm: &PmRegion, owner: u64, head: u64, tail: u64, data: (u6
     if tail == 0 {
         return Ok(out);
     }
-    let max_pages = data.1 - data.0;
+    // A chain that comes back to a page it passed loops; replaying round it until the chain
+    // is as long as the data area would take hours on a large device.
+    let mut visited = std::collections::HashSet::from([head]);
     let mut pos = head * BLOCK_SIZE + LOG_HEADER;
     let mut hdr = [0u8; 8];
     while pos != tail {
@@ -266,8 +274,8 @@ pub fn replay_partial(pm: &PmRegion, owner: u64, head: u64, tail: u64, data: (u6
                 out.error = Some((pos, false, e));
                 break;
             }
-            if out.state.pages.len() as u64 >= max_pages {
-                out.error = Some((pos, false, bad("page chain loops".into())));
+            if !visited.insert(next) {
+                out.error = Some((pos, false, bad(format!("page chain loops back to page {next}"))));
                 break;
             }
             out.state.pages.push(next);

@@ -31,7 +31,10 @@ impl BlockMap {
     }
     /// Mark blocks used; error if any already was (two owners).
     pub(crate) fn claim(&mut self, start: u64, len: u64, owner: &dyn Fn() -> String) -> Result<()> {
-        for b in start..start + len {
+        let end = start
+            .checked_add(len)
+            .ok_or_else(|| Error::Corrupt(format!("{}: blocks {start}+{len} are past the end", owner())))?;
+        for b in start..end {
             let (w, bit) = ((b / 64) as usize, b % 64);
             let word = self
                 .bits
@@ -140,7 +143,8 @@ impl Fs {
         if !opts.read_only {
             let st = STATE_BLOCK * BLOCK_SIZE;
             let count = fs.pm.read_u64(st + state::MOUNT_COUNT)?;
-            fs.pm.store_u64(st + state::MOUNT_COUNT, count + 1)?;
+            // Only informative: a damaged count wraps rather than failing the mount.
+            fs.pm.store_u64(st + state::MOUNT_COUNT, count.wrapping_add(1))?;
             fs.pm.store_u64(st + state::CLEAN, 0)?;
             fs.pm.persist(st, 16);
         }
@@ -224,6 +228,16 @@ impl Fs {
                     return Err(Error::Corrupt(format!(
                         "directory {dir}: entry {:?} has the wrong type",
                         String::from_utf8_lossy(&name)
+                    )));
+                }
+                // Unlink and rmdir remove the name and drop the count (to 0 for a directory:
+                // removed) in one journaled step, so a name for an inode whose count is 0 is
+                // damage; left alone, unmount would free the inode and leave the name dangling.
+                if child.nlink == 0 {
+                    return Err(Error::Corrupt(format!(
+                        "directory {dir}: entry {:?} names inode {} whose link count is 0; run fsck.zpmfs",
+                        String::from_utf8_lossy(&name),
+                        slot.ino
                     )));
                 }
                 if reachable.insert(slot.ino, ()).is_none() && child.kind == FileKind::Directory {

@@ -13,7 +13,7 @@ pub const NAME_MAX: usize = 255;
 pub const SYMLINK_MAX: usize = 4095;
 /// Longest extended attribute name and value in bytes.
 pub const XATTR_NAME_MAX: usize = 255;
-pub const XATTR_VALUE_MAX: usize = 3072;
+pub const XATTR_VALUE_MAX: usize = 65536;
 /// Largest file size (16 TiB).
 pub const MAX_FILE_SIZE: u64 = 1 << 44;
 /// Most hard links to one inode.
@@ -159,6 +159,9 @@ pub struct RenameFlags {
     pub noreplace: bool,
     /// RENAME_EXCHANGE: swap the two names atomically.
     pub exchange: bool,
+    /// RENAME_WHITEOUT: leave a whiteout (a 0:0 character device, as overlayfs uses) at the
+    /// old name, in the same atomic step.
+    pub whiteout: bool,
 }
 
 /// fallocate(2) modes that zpmfs supports.

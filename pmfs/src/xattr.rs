@@ -1,5 +1,6 @@
 //! Extended attributes: kept in the inode's log (set and remove entries), indexed in DRAM.
 
+use crate::alloc::Pool;
 use crate::error::{Error, Result};
 use crate::fs::Fs;
 use crate::layout::Entry;
@@ -37,8 +38,7 @@ impl Fs {
         if flags.replace && !exists {
             return Err(Error::NoAttr);
         }
-        let e = Entry::XattrSet { ctime: Timespec::now(), name: name.to_vec(), value: value.to_vec() };
-        self.commit(&mut st, vec![e])
+        self.commit(&mut st, crate::layout::xattr_set_entries(Timespec::now(), name, value))
     }
 
     pub fn getxattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
@@ -70,6 +70,8 @@ impl Fs {
         if !st.xattrs.contains_key(name) {
             return Err(Error::NoAttr);
         }
-        self.commit(&mut st, vec![Entry::XattrDel { ctime: Timespec::now(), name: name.to_vec() }])
+        // Removing gives space back (once the log is compacted): it works on a full device.
+        let del = Entry::XattrDel { ctime: Timespec::now(), name: name.to_vec() };
+        self.commit_in(&mut st, vec![del], Pool::Reserve)
     }
 }

@@ -629,6 +629,27 @@ fn log_entry_bit_flip_is_found_by_its_checksum() {
     assert!(read_all(&fs, a).unwrap().len() < A_LEN);
 }
 
+#[test]
+fn a_log_that_ends_inside_a_big_xattr_value_is_cut_before_it() {
+    let t = build("xattr-pieces");
+    let p = &t.img.path;
+    let fs = Fs::mount(p, &MountOptions::default()).unwrap();
+    fs.setxattr(t.a, b"user.big", &pattern(9, 10000), XattrFlags::default()).unwrap();
+    fs.unmount().unwrap();
+    drop(fs);
+    // Its pieces, then the entry that finishes the value: end the log just before that one.
+    let (_, entries) = read_log(p, t.a);
+    assert!(entries.iter().any(|(_, e)| matches!(e, Entry::XattrPart { .. })), "test setup: no pieces");
+    let (last, _) = entries.iter().rev().find(|(_, e)| matches!(e, Entry::XattrSet { .. })).unwrap();
+    poke_u64(p, inode_off(p, t.a) + 16, *last);
+    let words = w(&[&format!("inode {}", t.a), "xattr value"]);
+    check_damage(p, OnMount::Named, OnMount::Named, &words, false);
+    // Everything else is as built (user.x included); the unfinished value is gone.
+    assert_intact(p, &[]);
+    let fs = Fs::mount(p, &MountOptions::default()).unwrap();
+    assert!(matches!(fs.getxattr(t.a, b"user.big"), Err(pmfs::Error::NoAttr)));
+}
+
 /// /d/many's log pages.
 fn many_pages(t: &Tree) -> Vec<u64> {
     let (pages, _) = read_log(&t.img.path, t.many);

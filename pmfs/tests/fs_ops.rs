@@ -96,10 +96,10 @@ fn rename_variants() {
     assert_eq!(fs.getattr(y), Err(Error::NotFound));
     // NOREPLACE.
     create(&fs, d1, "z");
-    let nr = RenameFlags { noreplace: true, exchange: false };
+    let nr = RenameFlags { noreplace: true, ..Default::default() };
     assert_eq!(fs.rename(d1, b"z", d2, b"y", nr), Err(Error::Exists));
     // EXCHANGE.
-    let ex = RenameFlags { noreplace: false, exchange: true };
+    let ex = RenameFlags { exchange: true, ..Default::default() };
     let z = fs.lookup(d1, b"z").unwrap().ino;
     fs.rename(d1, b"z", d2, b"y", ex).unwrap();
     assert_eq!(fs.lookup(d1, b"z").unwrap().ino, x);
@@ -117,9 +117,26 @@ fn rename_variants() {
     let e = fs.mkdir(ROOT_INO, b"e", 0o755, ME).unwrap().ino;
     assert_eq!(fs.rename(ROOT_INO, b"e", d2, b"sub", RenameFlags::default()), Err(Error::NotEmpty));
     let _ = e;
+    // WHITEOUT: the old name becomes a 0:0 character device, in the same step.
+    let wo = RenameFlags { whiteout: true, ..Default::default() };
+    fs.rename(d2, b"y", ROOT_INO, b"moved", wo).unwrap();
+    let w = fs.lookup(d2, b"y").unwrap();
+    assert_eq!((w.kind, w.rdev), (FileKind::CharDevice, 0));
+    assert_eq!(fs.lookup(ROOT_INO, b"moved").unwrap().ino, z);
+    assert_eq!(
+        fs.rename(
+            d2,
+            b"sub",
+            ROOT_INO,
+            b"q",
+            RenameFlags { exchange: true, whiteout: true, noreplace: false }
+        ),
+        Err(Error::Invalid("RENAME_EXCHANGE with RENAME_NOREPLACE or RENAME_WHITEOUT"))
+    );
     drop(fs);
     let fs = img.mount();
     assert_eq!(names(&fs, d2), vec![".", "..", "sub", "y"]);
+    assert_eq!(fs.lookup(d2, b"y").unwrap().kind, FileKind::CharDevice);
     assert_eq!(fs.lookup(sub, b"..").unwrap().ino, d2);
 }
 
@@ -293,4 +310,69 @@ fn truncate_down_then_up_reads_zeros_past_the_old_end() {
     drop(fs);
     let fs = img.mount();
     assert_eq!(read_all(&fs, f), d);
+}
+
+/// Values up to 64 KiB (Linux's XATTR_SIZE_MAX) are stored in pieces committed together, and
+/// thousands of attributes fit one file; both survive unmount, a crash, and log compaction.
+#[test]
+fn big_xattr_values_and_many_xattrs() {
+    let img = Image::new("bigxattr", 64 << 20);
+    let fs = img.mount();
+    let f = create(&fs, ROOT_INO, "f");
+    let big: Vec<u8> = (0..XATTR_VALUE_MAX as u32).map(|i| (i * 7 % 253) as u8).collect();
+    fs.setxattr(f, b"user.big", &big, XattrFlags::default()).unwrap();
+    fs.setxattr(f, b"user.edge", &big[..2 * pmfs::layout::XATTR_PIECE], XattrFlags::default()).unwrap();
+    fs.setxattr(f, b"user.empty", b"", XattrFlags::default()).unwrap();
+    let too_big = vec![0u8; XATTR_VALUE_MAX + 1];
+    assert!(matches!(fs.setxattr(f, b"user.x", &too_big, XattrFlags::default()), Err(Error::TooBig)));
+    for i in 0..1500 {
+        fs.setxattr(f, format!("user.n{i}").as_bytes(), format!("v{i}").as_bytes(), XattrFlags::default())
+            .unwrap();
+    }
+    let check = |fs: &pmfs::Fs| {
+        assert_eq!(fs.getxattr(f, b"user.big").unwrap(), big);
+        assert_eq!(fs.getxattr(f, b"user.edge").unwrap(), &big[..2 * pmfs::layout::XATTR_PIECE]);
+        assert_eq!(fs.getxattr(f, b"user.empty").unwrap(), b"");
+        assert_eq!(fs.getxattr(f, b"user.n1234").unwrap(), b"v1234");
+        let l = fs.listxattr(f).unwrap();
+        let names: Vec<&[u8]> = l
+            .split(|&b| b == 0)
+            .filter(|n| !n.is_empty() && !n.starts_with(b"user.n") && *n != b"user.churn")
+            .collect();
+        assert_eq!(
+            l.iter().filter(|&&b| b == 0).count() - names.len(),
+            1500 + fs.getxattr(f, b"user.churn").is_ok() as usize
+        );
+        assert_eq!(
+            names.len(),
+            3,
+            "{:?}",
+            names.iter().map(|n| String::from_utf8_lossy(n)).collect::<Vec<_>>()
+        );
+    };
+    check(&fs);
+    drop(fs); // a crash: replay puts the pieces together
+    let fs = img.mount();
+    check(&fs);
+    // Overwrite many times so the log is compacted (the snapshot writes the pieces again).
+    for round in 0..40u8 {
+        let v = vec![round; 40000];
+        fs.setxattr(f, b"user.churn", &v, XattrFlags::default()).unwrap();
+    }
+    assert_eq!(fs.getxattr(f, b"user.churn").unwrap(), vec![39u8; 40000]);
+    fs.unmount().unwrap();
+    drop(fs);
+    let fs = img.mount();
+    check(&fs);
+    assert_eq!(fs.getxattr(f, b"user.churn").unwrap(), vec![39u8; 40000]);
+    fs.removexattr(f, b"user.big").unwrap();
+    assert!(matches!(fs.getxattr(f, b"user.big"), Err(Error::NoAttr)));
+    fs.unmount().unwrap();
+    drop(fs);
+    let r = pmfs::fsck::fsck(
+        &img.path,
+        &pmfs::fsck::FsckOptions { mode: pmfs::fsck::FsckMode::Check, force: true },
+    )
+    .unwrap();
+    assert!(r.problems.is_empty(), "fsck after big xattrs: {:?}", r.problems);
 }

@@ -164,6 +164,16 @@ fn rename_noreplace_and_exchange() {
     // Exchange with a missing name fails and changes nothing.
     assert_eq!(renameat2(&t.path("other"), &t.path("missing"), libc::RENAME_EXCHANGE), Err(libc::ENOENT));
     assert_eq!(fs::read(t.path("other")).unwrap(), b"other");
+
+    // WHITEOUT (what overlayfs does on its upper layer): the old name becomes a 0:0 char device.
+    renameat2(&t.path("other"), &t.path("fresh/moved"), libc::RENAME_WHITEOUT).unwrap();
+    assert_eq!(fs::read(t.path("fresh/moved")).unwrap(), b"other");
+    let w = fs::symlink_metadata(t.path("other")).unwrap();
+    assert!(w.file_type().is_char_device(), "the whiteout is a character device");
+    assert_eq!(w.rdev(), 0);
+    t.unmount();
+    t.mount();
+    assert!(fs::symlink_metadata(t.path("other")).unwrap().file_type().is_char_device());
 }
 
 #[test]

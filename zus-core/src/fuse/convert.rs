@@ -79,12 +79,15 @@ pub fn falloc_mode(mode: i32) -> Result<FallocMode, Errno> {
 pub fn rename_flags(bits: u32) -> Result<RenameFlags, Errno> {
     const NOREPLACE: u32 = libc::RENAME_NOREPLACE;
     const EXCHANGE: u32 = libc::RENAME_EXCHANGE;
-    match bits {
-        0 => Ok(RenameFlags::default()),
-        NOREPLACE => Ok(RenameFlags { noreplace: true, exchange: false }),
-        EXCHANGE => Ok(RenameFlags { noreplace: false, exchange: true }),
-        _ => Err(Errno::EINVAL),
+    const WHITEOUT: u32 = libc::RENAME_WHITEOUT;
+    if bits & !(NOREPLACE | EXCHANGE | WHITEOUT) != 0 || (bits & EXCHANGE != 0 && bits != EXCHANGE) {
+        return Err(Errno::EINVAL);
     }
+    Ok(RenameFlags {
+        noreplace: bits & NOREPLACE != 0,
+        exchange: bits & EXCHANGE != 0,
+        whiteout: bits & WHITEOUT != 0,
+    })
 }
 
 /// setxattr(2) flags: XATTR_CREATE and XATTR_REPLACE (not both); others EINVAL.
@@ -170,9 +173,11 @@ mod tests {
     #[test]
     fn rename_flag_bits() {
         assert_eq!(rename_flags(0), Ok(RenameFlags::default()));
-        assert_eq!(rename_flags(1), Ok(RenameFlags { noreplace: true, exchange: false }));
-        assert_eq!(rename_flags(2), Ok(RenameFlags { noreplace: false, exchange: true }));
-        for bits in [3, 4, 8, u32::MAX] {
+        assert_eq!(rename_flags(1), Ok(RenameFlags { noreplace: true, ..Default::default() }));
+        assert_eq!(rename_flags(2), Ok(RenameFlags { exchange: true, ..Default::default() }));
+        assert_eq!(rename_flags(5), Ok(RenameFlags { noreplace: true, whiteout: true, ..Default::default() }));
+        assert_eq!(rename_flags(6), Err(Errno::EINVAL));
+        for bits in [3, 7, 8, u32::MAX] {
             assert_eq!(rename_flags(bits), Err(Errno::EINVAL), "flags {bits:#x}");
         }
     }

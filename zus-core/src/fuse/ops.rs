@@ -53,10 +53,26 @@ fn time_or_now(t: FuseTimeOrNow) -> TimeOrNow {
 }
 
 impl<F: ZusFs + 'static> FuseServer<F> {
+    /// Each entry the kernel is given is a reference it keeps until FORGET: hold the inode
+    /// open for it, so that an unlinked inode, and its number, live on while the kernel (a
+    /// path walk in progress, say) may still send requests for it, as zuf.ko's inodes do.
     fn reply_entry(&self, reply: ReplyEntry, r: crate::fs_api::Result<Attr>) {
-        match r {
+        match r.and_then(|attr| self.hold(&attr).map(|()| attr)) {
             Ok(attr) => reply.entry(&self.ttl, &file_attr(&attr), generation(&attr)),
             Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    /// Hold `attr`'s inode open for the kernel. If it was freed, and its number perhaps reused,
+    /// since `attr` was read, its name was gone at that moment: ENOENT is a true answer.
+    fn hold(&self, attr: &Attr) -> crate::fs_api::Result<()> {
+        self.fs.open(attr.ino)?;
+        match self.fs.getattr(attr.ino) {
+            Ok(now) if now.generation == attr.generation => Ok(()),
+            _ => {
+                let _ = self.fs.release(attr.ino);
+                Err(crate::fs_api::Error::NotFound)
+            }
         }
     }
 
@@ -200,6 +216,14 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
             self.fs.lookup(parent.0, bytes(name))
         };
         self.reply_entry(reply, r);
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        for _ in 0..nlookup {
+            if self.fs.release(ino.0).is_err() {
+                break;
+            }
+        }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -559,7 +583,8 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
             Ok(a) => a,
             Err(e) => return reply.error(errno(&e)),
         };
-        match self.fs.open(attr.ino) {
+        // One reference for the entry (until FORGET), one for the file handle (until RELEASE).
+        match self.fs.open(attr.ino).and_then(|()| self.fs.open(attr.ino)) {
             Ok(()) => reply.created(
                 &self.ttl,
                 &file_attr(&attr),

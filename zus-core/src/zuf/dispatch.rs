@@ -137,6 +137,7 @@ fn serve_inner<F: ZusFs + ?Sized>(fs: &F, op: &mut ZufOpBuf, window: &mut Mappin
             let flags = RenameFlags {
                 noreplace: op.flags & ZUF_F_RENAME_NOREPLACE != 0,
                 exchange: op.flags & ZUF_F_RENAME_EXCHANGE != 0,
+                whiteout: false,
             };
             if op.flags & !(ZUF_F_RENAME_NOREPLACE | ZUF_F_RENAME_EXCHANGE) != 0 {
                 return Err(Error::Invalid("rename flags"));
