@@ -1,0 +1,386 @@
+#!/usr/bin/env python3
+"""Turn a bench run's raw output into results.csv, summary.json, summary.md and plots/*.svg.
+
+    bench/report.py RESULTS_DIR
+
+Reads RESULTS_DIR/raw/**/*.jsonl (zbench lines, the shell's machine/mount/memory lines, and the
+guest job's lines) and RESULTS_DIR/raw/**/fio.TARGET.WORKLOAD.THREADS.json (fio
+--output-format=json). Standard library only; running it again on the same directory (for
+example after adding the guest results under raw/guest/) rewrites the outputs.
+"""
+
+import csv
+import glob
+import json
+import math
+import os
+import sys
+
+# Each headline figure: how it is computed, its goal, and which way is better. A goal of None
+# means none was set (reported only).
+GOALS = {
+    "ratio_inprocess_vs_nova_floor": 1.5,
+    "ratio_fuse_vs_null_fuse": 1.3,
+    "ratio_zuf_vs_ext4dax_lat": None,
+    "ratio_fuse_vs_zuf_guest": None,
+    "ratio_meta_zuf_vs_ext4dax": None,
+    "dram_bytes_per_inode": 256,
+    "dram_bytes_per_extent": 32,
+}
+
+FIO_WRITE = ("randwrite_4k", "append_4k_fdatasync", "seqwrite_64k")
+
+
+def load_fio(path):
+    """One result row from a fio JSON file named fio.TARGET.WORKLOAD.THREADS.json."""
+    base = os.path.basename(path)[len("fio."):-len(".json")]
+    target, workload, threads = base.rsplit(".", 2)
+    try:
+        with open(path) as f:
+            text = f.read()
+        # fio may print notes before the JSON object.
+        data = json.loads(text[text.index("{"):])
+        job = data["jobs"][0]
+    except (ValueError, KeyError, IndexError):
+        return None
+    sec = job["write" if workload in FIO_WRITE else "read"]
+    lat = sec["lat_ns"]
+    pct = lat.get("percentile") or sec.get("clat_ns", {}).get("percentile", {})
+    mean, p50, p99 = lat["mean"], pct.get("50.000000", 0), pct.get("99.000000", 0)
+    row = {"target": target, "workload": workload, "threads": int(threads), "ops_per_s": sec["iops"]}
+    if workload == "append_4k_fdatasync":
+        # One operation is a write and its fdatasync: latencies add (percentiles approximately).
+        s = job.get("sync", {}).get("lat_ns", {})
+        sp = s.get("percentile", {})
+        mean += s.get("mean", 0)
+        p50 += sp.get("50.000000", 0)
+        p99 += sp.get("99.000000", 0)
+        row["fdatasync_mean_us"] = s.get("mean", 0) / 1000
+    row.update({"mean_us": mean / 1000, "p50_us": p50 / 1000, "p99_us": p99 / 1000,
+                "ops": sec.get("total_ios", 0)})
+    return row
+
+
+def load(outdir):
+    rows, other = [], []
+    for path in sorted(glob.glob(os.path.join(outdir, "raw", "**", "*.jsonl"), recursive=True)):
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if not line.startswith("{"):
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                if "workload" in obj and "mean_us" in obj:
+                    rows.append(obj)
+                else:
+                    other.append(obj)
+    for path in sorted(glob.glob(os.path.join(outdir, "raw", "**", "fio.*.json"), recursive=True)):
+        row = load_fio(path)
+        if row:
+            rows.append(row)
+    return rows, other
+
+
+def find(rows, target, workload, threads=1):
+    for r in rows:
+        if r["target"] == target and r["workload"] == workload and r["threads"] == threads:
+            return r
+    return None
+
+
+def ratio(rows, num, den, workload, threads=1, key="mean_us"):
+    a, b = find(rows, num, workload, threads), find(rows, den, workload, threads)
+    if not a or not b or not b[key]:
+        return None
+    return a[key] / b[key]
+
+
+def geomean_ratio(rows, num, den, prefix, threads=1):
+    """Geometric mean, over the metadata phases both targets ran, of the mean-latency ratios."""
+    logs = []
+    for r in rows:
+        if r["target"] == num and r["workload"].startswith(prefix) and r["threads"] == threads:
+            d = find(rows, den, r["workload"], threads)
+            if d and d["mean_us"] and r["mean_us"]:
+                logs.append(math.log(r["mean_us"] / d["mean_us"]))
+    return math.exp(sum(logs) / len(logs)) if logs else None
+
+
+def memory(other):
+    mem = {o["what"]: o for o in other if o.get("kind") == "mem"}
+    out = {}
+    if "empty" in mem and "files_stat" in mem and mem["files_stat"]["files"]:
+        f = mem["files_stat"]["files"]
+        out["dram_bytes_per_inode"] = (mem["files_stat"]["rss_anon"] - mem["empty"]["rss_anon"]) / f
+        out["dram_bytes_per_dentry_readdir_only"] = (
+            mem["files_readdir"]["rss_anon"] - mem["empty"]["rss_anon"]) / f if "files_readdir" in mem else None
+        if "files_after_crash_mount" in mem:
+            out["dram_bytes_per_inode_after_crash_mount"] = (
+                mem["files_after_crash_mount"]["rss_anon"] - mem["empty"]["rss_anon"]) / f
+    if "sparse_before" in mem and "sparse_after" in mem and mem["sparse_after"]["extents"]:
+        out["dram_bytes_per_extent"] = (
+            mem["sparse_after"]["rss_anon"] - mem["sparse_before"]["rss_anon"]) / mem["sparse_after"]["extents"]
+    out["rss"] = mem
+    return out
+
+
+def headline(rows, other):
+    figures = {
+        "ratio_inprocess_vs_nova_floor": (
+            _ratio2(rows, ("zpmfs_inprocess", "randwrite_4k"), ("floor", "nova_append_4k")),
+            "mean latency of a 4 KiB write at a random offset through pmfs::Fs / NOVA-style "
+            "persisted append on the same DRAM-emulated PM, 1 thread"),
+        "ratio_fuse_vs_null_fuse": (
+            ratio(rows, "zpmfs_fuse", "null_fuse", "randwrite_4k"),
+            "fio 4 KiB randwrite O_DIRECT psync mean latency, zpmfs over FUSE / null FUSE server, 1 job"),
+        "ratio_zuf_vs_ext4dax_lat": (
+            ratio(rows, "guest_zpmfs_zuf", "guest_ext4_dax", "randwrite_4k"),
+            "guest (TCG): fio 4 KiB randwrite O_DIRECT mean latency, zpmfs over zuf.ko / ext4-DAX, 1 job"),
+        "ratio_fuse_vs_zuf_guest": (
+            ratio(rows, "guest_zpmfs_fuse", "guest_zpmfs_zuf", "randwrite_4k"),
+            "guest (TCG): fio 4 KiB randwrite O_DIRECT mean latency, zpmfs over FUSE / over zuf.ko, 1 job"),
+        "ratio_meta_zuf_vs_ext4dax": (
+            geomean_ratio(rows, "guest_zpmfs_zuf", "guest_ext4_dax", "meta_"),
+            "guest (TCG): geometric mean over the metadata phases of the mean-latency ratio, "
+            "zpmfs over zuf.ko / ext4-DAX, 1 thread"),
+    }
+    mem = memory(other)
+    figures["dram_bytes_per_inode"] = (
+        mem.get("dram_bytes_per_inode"),
+        "zus RssAnon growth per file once every file was stat'ed (inode state + directory entry), "
+        "over an empty mount")
+    figures["dram_bytes_per_extent"] = (
+        mem.get("dram_bytes_per_extent"),
+        "zus RssAnon growth per extent after 4 KiB writes at distinct non-adjacent random pages "
+        "of one sparse file")
+    p50 = {
+        "ratio_inprocess_vs_nova_floor":
+            _ratio2(rows, ("zpmfs_inprocess", "randwrite_4k"), ("floor", "nova_append_4k"), key="p50_us"),
+        "ratio_fuse_vs_null_fuse": ratio(rows, "zpmfs_fuse", "null_fuse", "randwrite_4k", key="p50_us"),
+        "ratio_zuf_vs_ext4dax_lat": ratio(rows, "guest_zpmfs_zuf", "guest_ext4_dax", "randwrite_4k", key="p50_us"),
+        "ratio_fuse_vs_zuf_guest": ratio(rows, "guest_zpmfs_fuse", "guest_zpmfs_zuf", "randwrite_4k", key="p50_us"),
+    }
+    out = {}
+    for key, (value, what) in figures.items():
+        goal = GOALS.get(key)
+        passed = None if value is None or goal is None else value <= goal
+        out[key] = {"value": None if value is None else round(value, 3), "goal": goal,
+                    "goal_op": "<=", "pass": passed, "what": what}
+        if p50.get(key) is not None:
+            # The same ratio of medians: steadier than the means on a loaded machine.
+            out[key]["value_p50"] = round(p50[key], 3)
+        if value is None:
+            out[key]["note"] = "not measured in this run"
+        elif goal is None:
+            out[key]["note"] = "no goal set: reported only"
+    return out, mem
+
+
+def _ratio2(rows, a, b, threads=1, key="mean_us"):
+    x, y = find(rows, a[0], a[1], threads), find(rows, b[0], b[1], threads)
+    if not x or not y or not y[key]:
+        return None
+    return x[key] / y[key]
+
+
+def extra_ratios(rows):
+    """Informational ratios (no goals) for every thread count and workload both sides ran."""
+    out = {}
+    threads = sorted({r["threads"] for r in rows})
+    for t in threads:
+        for wl in ("randwrite_4k", "randread_4k", "append_4k_fdatasync", "seqwrite_64k", "seqread_64k"):
+            for num, den in (("zpmfs_fuse", "null_fuse"), ("zpmfs_fuse", "tmpfs"),
+                             ("guest_zpmfs_zuf", "guest_ext4_dax"), ("guest_zpmfs_zuf", "guest_xfs_dax"),
+                             ("guest_zpmfs_fuse", "guest_zpmfs_zuf")):
+                v = ratio(rows, num, den, wl, t)
+                if v is not None:
+                    out[f"{num}_vs_{den}.{wl}.t{t}"] = round(v, 3)
+        for num, den in (("zpmfs_inprocess", "floor"),):
+            v = _ratio2(rows, (num, "randwrite_4k"), (den, "nova_append_4k"), t)
+            if v is not None:
+                out[f"inprocess_vs_nova_floor.t{t}"] = round(v, 3)
+        for num, den in (("zpmfs_fuse", "null_fuse"), ("zpmfs_fuse", "tmpfs"),
+                         ("guest_zpmfs_zuf", "guest_ext4_dax")):
+            v = geomean_ratio(rows, num, den, "meta_", t)
+            if v is not None:
+                out[f"meta_{num}_vs_{den}.geomean.t{t}"] = round(v, 3)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# SVG: grouped horizontal bars, no third-party libraries.
+
+COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+          "#9c755f", "#bab0ac"]
+
+
+def esc(s):
+    return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def svg_bars(title, unit, groups, path, log_scale=False):
+    """groups: [(group label, [(bar label, value)])]."""
+    bars = sum(len(g[1]) for g in groups)
+    row_h, left, width = 16, 230, 760
+    height = 50 + bars * row_h + len(groups) * 10
+    vals = [v for _, bl in groups for _, v in bl if v and v > 0]
+    vmax = max(vals) if vals else 1
+    vmin = min(vals) if vals else 1
+
+    def scale(v):
+        if not v or v <= 0:
+            return 0
+        if log_scale:
+            lo = math.log10(vmin) - 0.3
+            return (math.log10(v) - lo) / (math.log10(vmax) - lo) * (width - left - 90)
+        return v / vmax * (width - left - 90)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="11">',
+           f'<text x="10" y="18" font-size="14" font-weight="bold">{esc(title)}</text>',
+           f'<text x="10" y="34" fill="#555">{esc(unit)}{" (log scale)" if log_scale else ""}</text>']
+    y = 44
+    targets = sorted({b for _, bl in groups for b, _ in bl})
+    color = {t: COLORS[i % len(COLORS)] for i, t in enumerate(targets)}
+    for glabel, bl in groups:
+        out.append(f'<text x="10" y="{y + row_h * len(bl) / 2 + 4:.0f}" font-weight="bold">{esc(glabel)}</text>')
+        for label, v in bl:
+            w = scale(v)
+            out.append(f'<text x="{left - 4}" y="{y + 12}" text-anchor="end">{esc(label)}</text>')
+            out.append(f'<rect x="{left}" y="{y + 2}" width="{w:.1f}" height="{row_h - 4}" fill="{color[label]}"/>')
+            txt = "n/a" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.3g}")
+            out.append(f'<text x="{left + w + 4:.1f}" y="{y + 12}">{txt}</text>')
+            y += row_h
+        y += 10
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def plots(rows, outdir):
+    pdir = os.path.join(outdir, "plots")
+    os.makedirs(pdir, exist_ok=True)
+    made = []
+    workloads = sorted({r["workload"] for r in rows})
+    for wl in workloads:
+        sel = [r for r in rows if r["workload"] == wl]
+        threads = sorted({r["threads"] for r in sel})
+        for metric, unit, log_scale in (("ops_per_s", "operations per second", False),
+                                        ("mean_us", "mean latency, microseconds", True)):
+            groups = []
+            for t in threads:
+                bl = sorted(((r["target"], r[metric]) for r in sel if r["threads"] == t), key=lambda x: x[0])
+                groups.append((f"{t} thread{'s' if t > 1 else ''}", bl))
+            name = f"{wl}.{metric}.svg"
+            svg_bars(f"{wl}: {metric}", unit, groups, os.path.join(pdir, name), log_scale)
+            made.append(name)
+    # The 4 KiB random write across every target, host and guest, at one thread.
+    bl = []
+    for r in rows:
+        if r["threads"] == 1 and (r["workload"] == "randwrite_4k" or
+                                  (r["target"] == "floor" and r["workload"] == "nova_append_4k")):
+            bl.append((r["target"], r["mean_us"]))
+    if bl:
+        svg_bars("4 KiB random write, 1 thread: every target", "mean latency, microseconds",
+                 [("", sorted(bl))], os.path.join(pdir, "overview_randwrite_4k.svg"), True)
+        made.append("overview_randwrite_4k.svg")
+    return made
+
+
+# ---------------------------------------------------------------------------------------------
+
+def fmt(v, digits=3):
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool):
+        return "PASS" if v else "FAIL"
+    if isinstance(v, float):
+        return f"{v:,.1f}" if abs(v) >= 1000 else f"{v:.{digits}g}"
+    return str(v)
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: bench/report.py RESULTS_DIR")
+    outdir = sys.argv[1]
+    rows, other = load(outdir)
+    rows.sort(key=lambda r: (r["workload"], r["threads"], r["target"]))
+    machine = next((o for o in other if o.get("kind") == "machine"), {})
+    guest_machine = next((o for o in other if o.get("kind") == "guest_machine"), None)
+    done = next((o for o in other if o.get("kind") == "done"), {})
+    mounts = {o["what"]: o for o in other if o.get("kind") == "mount"}
+    populate = next((r for r in other if r.get("workload") == "populate"), None)
+    heads, mem = headline(rows, other)
+
+    fields = ["target", "workload", "threads", "ops_per_s", "mean_us", "p50_us", "p99_us", "ops"]
+    with open(os.path.join(outdir, "results.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (round(r[k], 3) if isinstance(r.get(k), float) else r.get(k)) for k in fields})
+
+    made = plots(rows, outdir)
+    summary = dict(heads)
+    summary["mount_secs_clean"] = mounts.get("clean", {}).get("secs")
+    summary["mount_secs_after_kill9"] = mounts.get("crash", {}).get("secs")
+    summary["mount_files"] = mounts.get("clean", {}).get("files")
+    summary["memory"] = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in mem.items()}
+    summary["populate"] = populate
+    summary["other_ratios"] = extra_ratios(rows)
+    summary["machine"] = machine
+    summary["guest_machine"] = guest_machine
+    summary["run_secs"] = done.get("secs")
+    summary["host_secs"] = done.get("host_secs")
+    summary["guest_status"] = next((o for o in other if o.get("kind") == "guest_status"), None)
+    summary["loadavg_end"] = done.get("loadavg_end")
+    summary["results"] = rows
+    summary["plots"] = made
+    with open(os.path.join(outdir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1, sort_keys=False)
+        f.write("\n")
+
+    md = [f"# zpmfs benchmarks ({machine.get('mode', '?')})", "",
+          f"Run {machine.get('date', '?')} on {machine.get('host', '?')}: {machine.get('cpus', '?')} CPUs "
+          f"({machine.get('cpu_model', '?')}), {machine.get('mem_gib', '?')} GiB, Linux {machine.get('kernel', '?')}, "
+          f"{machine.get('fio', '')}, commit {machine.get('commit', '?')}; load average "
+          f"{machine.get('loadavg_start', '?')} at the start, {done.get('loadavg_end', '?')} at the end; "
+          f"{done.get('secs', '?')} s in all ({done.get('host_secs', '?')} s on the host). {machine.get('secs', '?')} s per measurement, "
+          f"{machine.get('file_mib', '?')} MiB per file.", ""]
+    if guest_machine:
+        md += [f"Guest: {guest_machine.get('desc', '')}", ""]
+    gstat = next((o for o in other if o.get("kind") == "guest_status"), None)
+    if gstat and gstat.get("exit") != 0:
+        md += [f"The guest part failed (exit {gstat.get('exit')}); see raw/guest/guest.log.", ""]
+    md += ["| figure | value (means) | value (medians) | goal | result |", "|---|---|---|---|---|"]
+    for key in GOALS:
+        h = heads[key]
+        goal = "none set" if h["goal"] is None else f"<= {h['goal']}"
+        res = "not run" if h["value"] is None else ("reported" if h["pass"] is None else fmt(h["pass"]))
+        med = fmt(h.get("value_p50")) if "value_p50" in h else ""
+        md.append(f"| `{key}` | {fmt(h['value'])} | {med} | {goal} | {res} |")
+    md += ["", "| other figure | value |", "|---|---|",
+           f"| mount after clean unmount, {summary['mount_files'] or '?'} files | {fmt(summary['mount_secs_clean'])} s |",
+           f"| mount after kill -9, {summary['mount_files'] or '?'} files | {fmt(summary['mount_secs_after_kill9'])} s |"]
+    for k in ("dram_bytes_per_dentry_readdir_only", "dram_bytes_per_inode_after_crash_mount"):
+        if mem.get(k) is not None:
+            md.append(f"| `{k}` | {fmt(mem[k])} |")
+    if populate:
+        md.append(f"| in-process create (populate), files/s | {fmt(populate.get('ops_per_s'))} |")
+    md += ["", "What each headline figure is:", ""]
+    for key in GOALS:
+        md.append(f"- `{key}`: {heads[key]['what']}.")
+    md += ["", "## All results", "",
+           "| workload | threads | target | op/s | mean us | p50 us | p99 us |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        md.append(f"| {r['workload']} | {r['threads']} | {r['target']} | {fmt(float(r['ops_per_s']))} | "
+                  f"{fmt(r['mean_us'])} | {fmt(r['p50_us'])} | {fmt(r['p99_us'])} |")
+    md += ["", "Plots: " + ", ".join(f"[{p}](plots/{p})" for p in made), ""]
+    with open(os.path.join(outdir, "summary.md"), "w") as f:
+        f.write("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
