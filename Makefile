@@ -4,8 +4,10 @@
 #                 mount it at $(MNT): through zuf.ko (with `zus serve`) when IMAGE is a pmem
 #                 block device and the module loads, else over FUSE
 #   make umount   unmount $(MNT)
-#   make test     build and run every test (what CI runs), with the quick crash tier
+#   make test     build and run every test (what CI runs), with the quick crash and fuzz tiers
 #   make crash-test  the crash-consistency suite (every pair of operations); crash-test-full: longer
+#   make bench    benchmarks side by side (bench-quick: the same in under 10 minutes)
+#   make fuzz     the image fuzzers, FUZZ_SECONDS each (fuzz-quick: a short run for CI)
 #
 # Override on the command line: make mount IMAGE=/dev/pmem0 MNT=/mnt/pm SIZE=4G
 
@@ -23,8 +25,9 @@ RELEASE   := target/release
 
 # What the tests use: attr (getfattr/setfattr), sqlite3, git, build-essential (cc, make), tar,
 # e2fsprogs (mkfs.ext4), util-linux (mount, umount, mkswap); fuse3 for the fusermount3 and
-# mount.fuse3 that FUSE users expect (zus itself mounts without them).
-DEPS      := fuse3 attr sqlite3 git build-essential tar e2fsprogs util-linux coreutils
+# mount.fuse3 that FUSE users expect (zus itself mounts without them); fio and python3 for
+# make bench.
+DEPS      := fuse3 attr sqlite3 git build-essential tar e2fsprogs util-linux coreutils fio python3
 
 SUDO      := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 SHELL     := /bin/bash
@@ -32,7 +35,7 @@ SHELL     := /bin/bash
 .PHONY: help build install deps mount umount test crash-test crash-test-full
 
 help:
-	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
 
 build:
 	$(CARGO) build --release --workspace
@@ -73,6 +76,7 @@ deps:
 	@command -v $(CARGO) >/dev/null || { \
 		echo "cargo not found: install a Rust toolchain (rustup, or apt-get install cargo on a recent release)"; \
 		exit 1; }
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 
 mount: deps install
 	@set -e; \
@@ -126,6 +130,7 @@ test:
 	fi
 	$(CARGO) test --workspace --doc
 	$(CARGO) run --release -q -p zpmfs-crash -- --quick
+	$(MAKE) fuzz-quick
 
 # The crash-consistency suite alone. crash-test: every single operation and every pair over the
 # seeded tree (each in-flight store alone), 50 random sequences of 6. crash-test-full: pairs of
@@ -147,3 +152,48 @@ vm-test: build
 	$(MAKE) -C kernel test
 	cc -static -O2 -Wall -o tests/vm/progs/daxmmap tests/vm/progs/daxmmap.c
 	$(SUDO) tests/vm/run-all.sh
+
+# bench: zpmfs in-process, over FUSE, the persistence floor, a null FUSE server and tmpfs side by
+# side (bench/run.sh; docs/BENCHMARKS.md). Results in bench/results/<date-time>/ and
+# bench/results/latest. bench-quick: shorter runs, fewer files (under 10 minutes).
+.PHONY: bench bench-quick
+bench: deps build
+	$(SUDO) bench/run.sh --full
+
+bench-quick: deps build
+	$(SUDO) bench/run.sh --quick
+
+# kill-test: zus killed with SIGKILL under a mixed load KILL_CYCLES times in a row, over FUSE;
+# every completed operation must survive each recovery (tests/tests/restarts.rs).
+KILL_CYCLES ?= 200
+.PHONY: kill-test
+kill-test:
+	$(CARGO) build --workspace --bins
+	ZPMFS_KILL_CYCLES=$(KILL_CYCLES) $(CARGO) test -p zpmfs-tests --test restarts -- --nocapture
+
+# stress: the concurrency stress tests side by side for STRESS_SECS seconds each (release build):
+# pmfs/tests/stress.rs in-process and tests/tests/stress.rs over FUSE. Each prints the operations
+# it did and checks the tree against its model, after a crash too, and fsck. docs/RELIABILITY.md.
+STRESS_SECS ?= 600
+.PHONY: stress
+stress:
+	$(CARGO) build --release --workspace --bins
+	$(CARGO) test --release -p pmfs -p zpmfs-tests --test stress --no-run
+	@export ZPMFS_STRESS_SECS=$(STRESS_SECS); \
+	$(CARGO) test --release -q -p pmfs --test stress -- --nocapture & lib=$$!; \
+	$(CARGO) test --release -q -p zpmfs-tests --test stress -- --nocapture & fuse=$$!; \
+	wait $$lib; r1=$$?; wait $$fuse; r2=$$?; \
+	echo "stress: in-process $$([ $$r1 = 0 ] && echo passed || echo FAILED)," \
+		"over FUSE $$([ $$r2 = 0 ] && echo passed || echo FAILED)"; \
+	[ $$r1 = 0 ] && [ $$r2 = 0 ]
+
+# fuzz: the image fuzzers (fuzz/, docs/FUZZING.md), each for FUZZ_SECONDS, one at a time: mount,
+# recovery, fsck, log replay, directory index. Stable toolchain, cargo-fuzz (make deps). Last line
+# `N passed, M failed`. fuzz-quick: 13 s each, about 80 s in all (the fuzz crate's build on top).
+FUZZ_SECONDS ?= 300
+.PHONY: fuzz fuzz-quick
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-quick:
+	fuzz/run.sh 13
