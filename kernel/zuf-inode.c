@@ -48,7 +48,9 @@ void zuf_apply_attr(struct inode *inode, const struct zuf_attr *attr)
 	inode->i_mode = (inode->i_mode & S_IFMT) | (attr->mode & 07777);
 	inode->i_uid = make_kuid(&init_user_ns, attr->uid);
 	inode->i_gid = make_kgid(&init_user_ns, attr->gid);
+	spin_lock(&inode->i_lock);	/* against zuf-namei.c's link count updates */
 	set_nlink(inode, attr->nlink);
+	spin_unlock(&inode->i_lock);
 	i_size_write(inode, attr->size);
 	inode->i_blocks = attr->blocks;
 	inode->i_atime = zuf_ts(&attr->atime);

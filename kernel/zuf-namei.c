@@ -13,18 +13,32 @@
 /*
  * Link counts the kernel adjusts itself: never below zero, and never from the server's
  * U32_MAX up to zero (that would pass 0 without the superblock's s_remove_count knowing,
- * and destroying the inode would underflow it), whatever the server said.
+ * and destroying the inode would underflow it), whatever the server said. Under i_lock, as
+ * zuf_apply_attr's set_nlink: a GETATTR or lookup reply applied without the inode lock can
+ * set the count to 0 between the test and drop_nlink (seen in generic/011: WARNING in
+ * drop_nlink from zuf_unlink).
  */
 static void zuf_drop_nlink(struct inode *inode)
 {
+	spin_lock(&inode->i_lock);
 	if (inode->i_nlink)
 		drop_nlink(inode);
+	spin_unlock(&inode->i_lock);
 }
 
 static void zuf_inc_nlink(struct inode *inode)
 {
+	spin_lock(&inode->i_lock);
 	if (inode->i_nlink && inode->i_nlink < U32_MAX)
 		inc_nlink(inode);
+	spin_unlock(&inode->i_lock);
+}
+
+static void zuf_clear_nlink(struct inode *inode)
+{
+	spin_lock(&inode->i_lock);
+	clear_nlink(inode);
+	spin_unlock(&inode->i_lock);
 }
 
 static struct dentry *zuf_lookup(struct inode *dir, struct dentry *dentry, unsigned int flags)
@@ -160,7 +174,7 @@ static int zuf_rmdir(struct inode *dir, struct dentry *dentry)
 	err = zuf_dispatch(ZUF_SB(dir->i_sb), &op);
 	if (err)
 		return err;
-	clear_nlink(inode);
+	zuf_clear_nlink(inode);
 	zuf_drop_nlink(dir);
 	return 0;
 }
@@ -201,7 +215,7 @@ static int zuf_rename(struct user_namespace *mnt_userns, struct inode *old_dir,
 	}
 	if (new_inode) {
 		if (S_ISDIR(new_inode->i_mode))
-			clear_nlink(new_inode);
+			zuf_clear_nlink(new_inode);
 		else
 			zuf_drop_nlink(new_inode);
 	}
