@@ -117,21 +117,38 @@ enum Action {
 struct Checker {
     mode: FsckMode,
     report: FsckReport,
+    /// -p met a problem it may not repair: like e2fsck, it repairs nothing after that (later
+    /// repairs could rest on the damage it left, e.g. append to a log it did not cut).
+    preen_stopped: bool,
 }
 
 impl Checker {
     fn may_fix(&self, preen_safe: bool) -> bool {
-        self.mode == FsckMode::Repair || (self.mode == FsckMode::Preen && preen_safe)
+        self.mode == FsckMode::Repair || (self.mode == FsckMode::Preen && preen_safe && !self.preen_stopped)
     }
     /// Record a problem; true if the caller should repair it.
     fn problem(&mut self, what: String, preen_safe: bool) -> bool {
         let fix = self.may_fix(preen_safe);
         self.report.problems.push(Problem { what, fixed: fix });
+        if !fix {
+            self.stop_preening();
+        }
         fix
     }
     /// Record a problem no mode repairs, so that no report counts it fixed.
     fn unfixable(&mut self, what: String) {
         self.report.problems.push(Problem { what, fixed: false });
+        self.stop_preening();
+    }
+    fn stop_preening(&mut self) {
+        if self.mode == FsckMode::Preen && !self.preen_stopped {
+            self.preen_stopped = true;
+            self.report.notes.push(
+                "UNEXPECTED INCONSISTENCY: -p repairs nothing after a problem it may not repair; \
+                 run fsck.zpmfs without -p or -a"
+                    .into(),
+            );
+        }
     }
 }
 
@@ -169,7 +186,8 @@ pub fn fsck_with_progress(
     let dev = Device::open(path, writable)?;
     let pm = dev.map()?;
     let blocks = pm.len() / BLOCK_SIZE;
-    let mut c = Checker { mode: opts.mode, report: FsckReport { notes, ..Default::default() } };
+    let mut c =
+        Checker { mode: opts.mode, report: FsckReport { notes, ..Default::default() }, preen_stopped: false };
 
     // Superblock and its replica.
     let mut b0 = [0u8; Superblock::SIZE];

@@ -433,3 +433,32 @@ fn superblock_areas_that_overlap_are_refused() {
     let fs = Fs::mount(&img.path, &MountOptions::default()).expect("mount from the replica");
     assert!(fs.mount_report().superblock_repaired);
 }
+
+/// fuzz target fsck (fsck -p): a file's log head pointing far past the device (tail 0) is damage
+/// -p may not cut; its wrong link count, which -p may fix, was then fixed by appending to that
+/// log: a multiply overflow (a wild store without overflow checks). -p now repairs nothing
+/// after a problem it leaves, as e2fsck does.
+#[test]
+fn preen_repairs_nothing_after_damage_it_leaves() {
+    let img = Image::new("fuzz-preen-stop", SIZE);
+    let fs = img.mount();
+    let f = fs.mknod(ROOT_INO, b"f", libc::S_IFREG | 0o644, 0, ME).unwrap().ino;
+    fs.link(f, ROOT_INO, b"g").unwrap();
+    fs.unmount().unwrap();
+    drop(fs);
+    let (pm, off) = inode_at(&img.path, f);
+    pm.store_u64(off + inode::LOG_HEAD, 1 << 56).unwrap();
+    pm.store_u64(off + inode::LOG_TAIL, 0).unwrap();
+    drop(pm);
+    let r = fsck(&img.path, &FsckOptions { mode: FsckMode::Preen, force: true }).expect("fsck -p runs");
+    assert_eq!(r.exit_code(), 4, "{:?}", r.problems);
+    assert!(
+        r.problems.iter().any(|p| p.what.contains("outside the data area") && !p.fixed),
+        "{:?}",
+        r.problems
+    );
+    assert!(r.problems.iter().all(|p| !p.fixed), "-p went on repairing: {:?}", r.problems);
+    assert!(r.notes.iter().any(|n| n.contains("UNEXPECTED INCONSISTENCY")), "{:?}", r.notes);
+    repair(&img.path);
+    assert!(check(&img.path).is_empty());
+}
