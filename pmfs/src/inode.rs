@@ -275,7 +275,11 @@ impl InodeState {
     pub fn live_entries(&self) -> u64 {
         self.extents.run_count() as u64
             + self.dir.as_ref().map_or(0, |d| d.len() as u64 + 1)
-            + self.xattrs.values().map(|v| v.len().div_ceil(crate::layout::XATTR_PIECE).max(1) as u64).sum::<u64>()
+            + self
+                .xattrs
+                .values()
+                .map(|v| v.len().div_ceil(crate::layout::XATTR_PIECE).max(1) as u64)
+                .sum::<u64>()
             + 2
     }
 }

@@ -532,7 +532,8 @@ impl Entry {
                 if n == 0 || 24 + n + v > b.len() {
                     return Err(bad("xattr lengths"));
                 }
-                let (ctime, name, value) = (time_at(b, 12), b[24..24 + n].to_vec(), b[24 + n..24 + n + v].to_vec());
+                let (ctime, name, value) =
+                    (time_at(b, 12), b[24..24 + n].to_vec(), b[24 + n..24 + n + v].to_vec());
                 if b[0] == kind::XATTR_SET {
                     Entry::XattrSet { ctime, name, value }
                 } else {

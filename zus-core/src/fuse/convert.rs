@@ -175,7 +175,10 @@ mod tests {
         assert_eq!(rename_flags(0), Ok(RenameFlags::default()));
         assert_eq!(rename_flags(1), Ok(RenameFlags { noreplace: true, ..Default::default() }));
         assert_eq!(rename_flags(2), Ok(RenameFlags { exchange: true, ..Default::default() }));
-        assert_eq!(rename_flags(5), Ok(RenameFlags { noreplace: true, whiteout: true, ..Default::default() }));
+        assert_eq!(
+            rename_flags(5),
+            Ok(RenameFlags { noreplace: true, whiteout: true, ..Default::default() })
+        );
         assert_eq!(rename_flags(6), Err(Errno::EINVAL));
         for bits in [3, 7, 8, u32::MAX] {
             assert_eq!(rename_flags(bits), Err(Errno::EINVAL), "flags {bits:#x}");
