@@ -106,26 +106,11 @@ impl Fs {
         Ok(())
     }
 
-    /// Allocate fresh blocks for pages [first, first+count) and fill them (see `fill_blocks`,
-    /// with `data` starting at byte `data_off` of page `first`). Returns one Write entry per
-    /// extent, not yet committed; on error the blocks are given back.
+    /// Allocate fresh blocks from `pool` for pages [first, first+count) and fill them (see
+    /// `fill_blocks`, with `data` starting at byte `data_off` of page `first`). Returns one Write
+    /// entry per extent, not yet committed; on error the blocks are given back.
     #[allow(clippy::too_many_arguments)]
     fn cow_pages(
-        &self,
-        st: &InodeState,
-        first: u64,
-        count: u64,
-        data: &[u8],
-        data_off: u64,
-        zero: bool,
-        new_size: u64,
-    ) -> Result<(Vec<Entry>, Vec<Extent>)> {
-        self.cow_pages_from(st, first, count, data, data_off, zero, new_size, Pool::Normal)
-    }
-
-    /// As [`Fs::cow_pages`], with the blocks from `pool`.
-    #[allow(clippy::too_many_arguments)]
-    fn cow_pages_from(
         &self,
         st: &InodeState,
         first: u64,
@@ -197,8 +182,16 @@ impl Fs {
         let first = offset / BLOCK_SIZE;
         let last = (end - 1) / BLOCK_SIZE;
         let new_size = st.size.max(end);
-        let (entries, exts) =
-            self.cow_pages(st, first, last - first + 1, data, offset % BLOCK_SIZE, false, new_size)?;
+        let (entries, exts) = self.cow_pages(
+            st,
+            first,
+            last - first + 1,
+            data,
+            offset % BLOCK_SIZE,
+            false,
+            new_size,
+            Pool::Normal,
+        )?;
         self.commit_data(st, entries, exts)?;
         Ok(data.len())
     }
@@ -236,7 +229,7 @@ impl Fs {
         let zeros = vec![0u8; (BLOCK_SIZE - within) as usize];
         // The entry keeps the old size: the Attr entry after it is what changes the size, and
         // only a size change drops the pages past the new end.
-        Ok(self.cow_pages_from(st, page, 1, &zeros, within, false, st.size, pool)?.0)
+        Ok(self.cow_pages(st, page, 1, &zeros, within, false, st.size, pool)?.0)
     }
 
     /// Zero [from, to) inside one page by copy-on-write, if that page is mapped.
@@ -247,7 +240,7 @@ impl Fs {
         let zeros = vec![0u8; (to - from) as usize];
         let size = st.size;
         let (entries, exts) =
-            self.cow_pages(st, from / BLOCK_SIZE, 1, &zeros, from % BLOCK_SIZE, false, size)?;
+            self.cow_pages(st, from / BLOCK_SIZE, 1, &zeros, from % BLOCK_SIZE, false, size, Pool::Normal)?;
         self.commit_data(st, entries, exts)
     }
 
@@ -299,8 +292,16 @@ impl Fs {
                     self.zero_partial(&mut st, offset, first_full * BLOCK_SIZE)?;
                     self.zero_partial(&mut st, end_full * BLOCK_SIZE, end)?;
                     if end_full > first_full {
-                        let (entries, exts) =
-                            self.cow_pages(&st, first_full, end_full - first_full, &[], 0, true, new_size)?;
+                        let (entries, exts) = self.cow_pages(
+                            &st,
+                            first_full,
+                            end_full - first_full,
+                            &[],
+                            0,
+                            true,
+                            new_size,
+                            Pool::Normal,
+                        )?;
                         self.commit_data(&mut st, entries, exts)?;
                     }
                 }
@@ -320,7 +321,7 @@ impl Fs {
                 break;
             }
             let hole_end = st.extents.next_mapped(hole).unwrap_or(end).min(end);
-            match self.cow_pages(st, hole, hole_end - hole, &[], 0, true, new_size) {
+            match self.cow_pages(st, hole, hole_end - hole, &[], 0, true, new_size, Pool::Normal) {
                 Ok((e, x)) => {
                     entries.extend(e);
                     all.extend(x);
@@ -396,7 +397,7 @@ impl Fs {
             return Ok(Some(DataBlock { device_offset: b * BLOCK_SIZE }));
         }
         let size = st.size;
-        let (entries, exts) = self.cow_pages(&st, page, 1, &[], 0, true, size)?;
+        let (entries, exts) = self.cow_pages(&st, page, 1, &[], 0, true, size, Pool::Normal)?;
         self.commit_data(&mut st, entries, exts)?;
         let b = st
             .extents

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use pmfs::device::Device;
 use pmfs::format::{format, FormatOptions};
+use pmfs::fsck::{fsck, FsckMode, FsckOptions};
 use pmfs::{Fs, MountOptions};
 
 pub struct Image {
@@ -25,6 +26,18 @@ impl Image {
         format(&dev, &FormatOptions { cpus: Some(2), ..Default::default() }).unwrap();
         Image { path }
     }
+    /// Unmount; fsck (forced, changing nothing) finds no problem and counts as used the
+    /// blocks statfs said were used.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn unmount_and_fsck(&self, fs: Fs) {
+        let st = fs.statfs().unwrap();
+        fs.unmount().unwrap();
+        drop(fs);
+        let r = fsck(&self.path, &FsckOptions { mode: FsckMode::Check, force: true }).unwrap();
+        assert!(r.problems.is_empty(), "fsck: {:?}", r.problems);
+        assert_eq!(r.blocks_used, st.blocks - st.blocks_free, "fsck and statfs disagree on the blocks used");
+    }
+
     pub fn mount(&self) -> Fs {
         Fs::mount(&self.path, &MountOptions::default()).unwrap()
     }

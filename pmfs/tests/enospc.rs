@@ -9,7 +9,6 @@ mod common;
 use std::sync::Arc;
 
 use common::Image;
-use pmfs::fsck::{fsck, FsckMode, FsckOptions};
 use pmfs::vfs::*;
 use pmfs::{Error, Fs};
 
@@ -108,17 +107,6 @@ fn ballast(fs: &Fs, left: u64) -> Written {
     w
 }
 
-/// Unmount; fsck (forced, changing nothing) finds no problem and counts as used the blocks
-/// statfs said were used.
-fn unmount_and_fsck(img: &Image, fs: Fs) {
-    let st = fs.statfs().unwrap();
-    fs.unmount().unwrap();
-    drop(fs);
-    let r = fsck(&img.path, &FsckOptions { mode: FsckMode::Check, force: true }).unwrap();
-    assert!(r.problems.is_empty(), "fsck: {:?}", r.problems);
-    assert_eq!(r.blocks_used, st.blocks - st.blocks_free, "fsck and statfs disagree on the blocks used");
-}
-
 #[test]
 fn filling_with_data_stops_at_enospc_and_loses_nothing() {
     let img = Image::new("enospc-data", SIZE);
@@ -131,7 +119,7 @@ fn filling_with_data_stops_at_enospc_and_loses_nothing() {
     assert!(bytes > SIZE * 3 / 4, "only {bytes} bytes fit");
     eprintln!("data: {} files, {bytes} bytes, then ENOSPC with {} blocks available", files.len(), avail(&fs));
     files.iter().for_each(|w| w.check(&fs));
-    unmount_and_fsck(&img, fs);
+    img.unmount_and_fsck(fs);
 
     let fs = img.mount();
     files.iter().for_each(|w| w.check(&fs));
@@ -147,7 +135,7 @@ fn filling_with_data_stops_at_enospc_and_loses_nothing() {
     let d = fs.mkdir(ROOT_INO, b"again", 0o755, ME).unwrap().ino;
     let again: u64 = fill_with_data(&fs, d, 64 << 10).iter().map(|w| w.size).sum();
     assert!(again + tables * PAGE * 4 >= bytes, "{bytes} bytes fitted the first time, {again} the second");
-    unmount_and_fsck(&img, fs);
+    img.unmount_and_fsck(fs);
 }
 
 #[test]
@@ -185,7 +173,7 @@ fn filling_with_inodes_stops_at_enospc_and_loses_nothing() {
         b.check(fs);
     };
     check(&fs);
-    unmount_and_fsck(&img, fs);
+    img.unmount_and_fsck(fs);
 
     let fs = img.mount();
     check(&fs);
@@ -204,7 +192,7 @@ fn filling_with_inodes_stops_at_enospc_and_loses_nothing() {
         again += 1;
     }
     assert!(again + 100 >= made.len(), "{} inodes the first time, {again} the second", made.len());
-    unmount_and_fsck(&img, fs);
+    img.unmount_and_fsck(fs);
 }
 
 #[test]
@@ -237,7 +225,7 @@ fn filling_a_directory_with_entries_stops_at_enospc_and_loses_nothing() {
         b.check(fs);
     };
     check(&fs);
-    unmount_and_fsck(&img, fs);
+    img.unmount_and_fsck(fs);
 
     let fs = img.mount();
     check(&fs);
@@ -247,7 +235,7 @@ fn filling_a_directory_with_entries_stops_at_enospc_and_loses_nothing() {
     fs.rmdir(ROOT_INO, b"links").unwrap();
     assert_eq!(fs.getattr(target).unwrap().nlink, 1);
     assert!(avail(&fs) > 50, "the directory's log pages came back: {} available", avail(&fs));
-    unmount_and_fsck(&img, fs);
+    img.unmount_and_fsck(fs);
 }
 
 #[test]
@@ -276,7 +264,7 @@ fn filling_with_xattrs_stops_at_enospc_and_loses_nothing() {
         b.check(fs);
     };
     check(&fs);
-    unmount_and_fsck(&img, fs);
+    img.unmount_and_fsck(fs);
 
     let fs = img.mount();
     check(&fs);
@@ -288,7 +276,7 @@ fn filling_with_xattrs_stops_at_enospc_and_loses_nothing() {
         fs.unlink(ROOT_INO, format!("x{f}").as_bytes()).unwrap();
     }
     assert!(avail(&fs) > 50, "the xattrs' log pages came back: {} available", avail(&fs));
-    unmount_and_fsck(&img, fs);
+    img.unmount_and_fsck(fs);
 }
 
 #[test]
@@ -319,7 +307,7 @@ fn one_inode_log_fills_the_device_and_changes_that_free_nothing_still_work() {
     }
     assert_eq!(fs.getxattr(other, b"user.counter").unwrap(), 2999u32.to_le_bytes());
     assert_eq!(fs.listxattr(f).unwrap().len(), n * 14);
-    unmount_and_fsck(&img, fs);
+    img.unmount_and_fsck(fs);
 
     let fs = img.mount();
     assert_eq!(fs.listxattr(f).unwrap().len(), n * 14);
@@ -329,7 +317,7 @@ fn one_inode_log_fills_the_device_and_changes_that_free_nothing_still_work() {
     fs.unlink(ROOT_INO, b"log").unwrap();
     // Give or take a page of the other file's log, which changed 6000 times meanwhile.
     assert!(avail(&fs) + 2 >= before, "{before} blocks available before, {} after", avail(&fs));
-    unmount_and_fsck(&img, fs);
+    img.unmount_and_fsck(fs);
 }
 
 /// Regression: with no block available, unlink needed a log page for the inode it removed
@@ -368,7 +356,7 @@ fn unlink_rmdir_truncate_and_removexattr_work_with_no_block_available() {
     assert_eq!(cut.size, 10001);
     assert_eq!(read_all(&fs, big), pattern(1, 0, 10001));
     b.check(&fs);
-    unmount_and_fsck(&img, fs);
+    img.unmount_and_fsck(fs);
 }
 
 #[test]
@@ -408,7 +396,7 @@ fn threads_racing_for_the_last_blocks_lose_nothing() {
     eprintln!("race: 4 threads wrote {} files until ENOSPC, {} blocks left", files.len(), avail(&fs));
     files.iter().for_each(|w| w.check(&fs));
     let fs = Arc::into_inner(fs).unwrap();
-    unmount_and_fsck(&img, fs);
+    img.unmount_and_fsck(fs);
 
     let fs = Arc::new(img.mount());
     files.iter().for_each(|w| w.check(&fs));
@@ -425,5 +413,5 @@ fn threads_racing_for_the_last_blocks_lose_nothing() {
     let tables = files.len() as u64 / 32 + 4;
     assert!(end.blocks_free + tables >= start.blocks_free, "{} -> {}", start.blocks_free, end.blocks_free);
     let fs = Arc::into_inner(fs).unwrap();
-    unmount_and_fsck(&img, fs);
+    img.unmount_and_fsck(fs);
 }

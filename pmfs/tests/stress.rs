@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Image;
-use pmfs::fsck::{fsck, FsckMode, FsckOptions};
 use pmfs::vfs::*;
 use pmfs::{Error, Fs};
 
@@ -330,15 +329,6 @@ fn check_shared(fs: &Fs, shared: &[Ino]) {
     }
 }
 
-fn unmount_and_fsck(img: &Image, fs: Fs) {
-    let st = fs.statfs().unwrap();
-    fs.unmount().unwrap();
-    drop(fs);
-    let r = fsck(&img.path, &FsckOptions { mode: FsckMode::Check, force: true }).unwrap();
-    assert!(r.problems.is_empty(), "fsck: {:?}", r.problems);
-    assert_eq!(r.blocks_used, st.blocks - st.blocks_free, "fsck and statfs disagree on the blocks used");
-}
-
 #[test]
 fn threads_in_shared_directories_match_their_models() {
     let secs = stress_secs();
@@ -397,10 +387,10 @@ fn threads_in_shared_directories_match_their_models() {
     assert_eq!(fs.mount_report().orphans_freed, 0);
     models.iter().for_each(|m| check_model(&fs, m, &shared));
     check_shared(&fs, &shared);
-    unmount_and_fsck(&img, fs);
+    img.unmount_and_fsck(fs);
     let fs = img.mount();
     models.iter().for_each(|m| check_model(&fs, m, &shared));
-    unmount_and_fsck(&img, fs);
+    img.unmount_and_fsck(fs);
 }
 
 /// Regression: a lookup that found a name, lost its inode to a racing unlink, and then found
