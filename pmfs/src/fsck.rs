@@ -98,15 +98,20 @@ enum Action {
         ino: Ino,
         nlink: u32,
     },
-    /// Unmap pages; `free` when the blocks are this inode's own (else someone else's).
+    /// Unmap pages mapped outside the data area.
     Punch {
         ino: Ino,
         page: u64,
         pages: u64,
-        free: bool,
     },
     Reconnect {
         ino: Ino,
+    },
+    /// A directory or special file holding file data: unmap it (its blocks were never
+    /// claimed) and, with `size`, set the size to 0.
+    DropData {
+        ino: Ino,
+        size: bool,
     },
     DelXattr {
         ino: Ino,
@@ -357,7 +362,15 @@ pub fn fsck_with_progress(
                 pm.persist(off + layout::inode::LOG_HEAD, 16);
             }
         }
-        check_contents(&mut c, &st, &mut actions);
+        if let Some(why) = invalid_symlink(&st, sb.data_start..sb.blocks) {
+            // As e2fsck does: a symlink without a readable target is cleared, and the tree walk
+            // below then removes the names that point to it.
+            if c.problem(format!("symlink {ino}: {why}; the symlink is removed"), false) {
+                itables.release(&pm, ino)?;
+                continue;
+            }
+        }
+        check_contents(&mut c, &mut st, &mut actions);
         loaded.insert(ino, st);
     }
     // Without a root nothing is reachable: recreate it (empty) and let everything else go to
@@ -408,7 +421,7 @@ pub fn fsck_with_progress(
                     let page = m.page + (s - m.block);
                     let what = format!("inode {ino}: file pages {page}+{} are in blocks {s}+{}, outside the data area; they become holes", e - s, e - s);
                     if c.problem(what, false) {
-                        actions.push(Action::Punch { ino, page, pages: e - s, free: false });
+                        actions.push(Action::Punch { ino, page, pages: e - s });
                     }
                 }
             }
@@ -535,6 +548,13 @@ pub fn fsck_with_progress(
         drop(dev);
         apply_actions(pm, sb, itables, used, loaded, actions, !clean)?;
     } else if clear_clean {
+        // The next mount rebuilds free space by recovery. On a clean image no operation is in
+        // flight, so whatever a journal holds is stale: recovery must not roll it back.
+        for j in 0..sb.cpus as u64 {
+            let count = (sb.journals + j) * BLOCK_SIZE + layout::journal::COUNT;
+            pm.store_u64(count, 0)?;
+            pm.persist(count, 8);
+        }
         pm.store_u64(st_block + state::CLEAN, 0)?;
         pm.persist(st_block + state::CLEAN, 8);
     }
@@ -595,22 +615,36 @@ fn walk_tree(
     }
 }
 
-/// What an inode holds must suit its kind: a symlink has a target, a directory or special file
-/// has no data, extended attributes have valid names and sizes.
-fn check_contents(c: &mut Checker, st: &InodeState, actions: &mut Vec<Action>) {
+/// Why a symlink's target cannot be read back whole, if it cannot: wrong length, pages not
+/// mapped, or mapped outside the data area (which the block check would turn into holes).
+fn invalid_symlink(st: &InodeState, data: std::ops::Range<u64>) -> Option<String> {
+    if st.kind != FileKind::Symlink {
+        return None;
+    }
+    let pages = st.size.div_ceil(BLOCK_SIZE);
+    if st.size == 0 || st.size > crate::vfs::SYMLINK_MAX as u64 {
+        return Some(format!("the target is {} bytes long", st.size));
+    }
+    if st.extents.mapped_pages() < pages {
+        return Some("the target is missing".into());
+    }
+    let outside = st.extents.all().iter().any(|m| m.block < data.start || m.block.saturating_add(m.pages) > data.end);
+    outside.then(|| "the target is stored outside the data area".into())
+}
+
+/// What an inode holds must suit its kind: a directory or special file has no data, extended
+/// attributes have valid names and sizes (symlinks: `invalid_symlink`).
+fn check_contents(c: &mut Checker, st: &mut InodeState, actions: &mut Vec<Action>) {
     let ino = st.ino;
     match st.kind {
-        FileKind::Symlink => {
-            let pages = st.size.div_ceil(BLOCK_SIZE);
-            if st.size == 0 || st.size > crate::vfs::SYMLINK_MAX as u64 || st.extents.mapped_pages() < pages {
-                c.unfixable(format!("symlink {ino}: target missing or {} bytes long", st.size));
-            }
-        }
-        FileKind::Regular => {}
+        FileKind::Symlink | FileKind::Regular => {}
         _ => {
             if st.extents.mapped_pages() > 0 || (st.kind != FileKind::Directory && st.size != 0) {
                 if c.problem(format!("inode {ino} ({:?}) holds file data; it is dropped", st.kind), false) {
-                    actions.push(Action::Punch { ino, page: 0, pages: u64::MAX / 2, free: true });
+                    // Unmapped now, before the block check: the blocks are nobody's (so free)
+                    // unless another owner claims them, and then they stay that owner's.
+                    st.extents.remove(0, u64::MAX / 2);
+                    actions.push(Action::DropData { ino, size: st.kind != FileKind::Directory });
                 }
             }
         }
@@ -674,15 +708,29 @@ fn apply_actions(
             Action::SetLink { ino, nlink } => {
                 fs.commit(&mut fs.inode(ino)?.write(), vec![Entry::Link { nlink, ctime: now }])?
             }
-            Action::Punch { ino, page, pages, free } => {
+            Action::Punch { ino, page, pages } => {
                 let r = fs.inode(ino)?;
                 let mut st = r.write();
                 let e = Entry::Punch { pgoff: page, npages: pages, mtime: now };
-                if free {
-                    fs.commit(&mut st, vec![e])?;
-                } else {
-                    fs.commit_without_freeing(&mut st, vec![e])?;
+                // The blocks are outside the data area: nothing to free.
+                fs.commit_without_freeing(&mut st, vec![e])?;
+            }
+            Action::DropData { ino, size } => {
+                let r = fs.inode(ino)?;
+                let mut st = r.write();
+                let mut entries = vec![Entry::Punch { pgoff: 0, npages: u64::MAX / 2, mtime: now }];
+                if size {
+                    entries.push(Entry::Attr {
+                        mode: st.kind.mode_bits() | st.perm as u32,
+                        uid: st.uid,
+                        gid: st.gid,
+                        size: 0,
+                        atime: st.atime,
+                        mtime: now,
+                        ctime: now,
+                    });
                 }
+                fs.commit_without_freeing(&mut st, entries)?;
             }
             Action::Clone { ino, page, from } => {
                 let r = fs.inode(ino)?;
