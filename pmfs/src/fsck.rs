@@ -550,11 +550,7 @@ pub fn fsck_with_progress(
     } else if clear_clean {
         // The next mount rebuilds free space by recovery. On a clean image no operation is in
         // flight, so whatever a journal holds is stale: recovery must not roll it back.
-        for j in 0..sb.cpus as u64 {
-            let count = (sb.journals + j) * BLOCK_SIZE + layout::journal::COUNT;
-            pm.store_u64(count, 0)?;
-            pm.persist(count, 8);
-        }
+        crate::journal::Journals::new(sb.journals, sb.cpus).forget(&pm)?;
         pm.store_u64(st_block + state::CLEAN, 0)?;
         pm.persist(st_block + state::CLEAN, 8);
     }

@@ -53,6 +53,17 @@ impl Journals {
         Ok(())
     }
 
+    /// Empty every journal without rolling anything back: for an image on which no operation
+    /// can be in flight (a clean one), so that what a journal holds is stale.
+    pub fn forget(&self, pm: &PmRegion) -> Result<()> {
+        for idx in 0..self.locks.len() {
+            let count = (self.first_block + idx as u64) * BLOCK_SIZE + journal::COUNT;
+            pm.store_u64(count, 0)?;
+            pm.persist(count, 8);
+        }
+        Ok(())
+    }
+
     /// Roll back every journal that holds an operation in flight. Idempotent: a crash during
     /// recovery leaves the count set and the next mount restores the same old values again.
     /// `valid_word` says whether an offset may be named by a journal (inside an inode table).

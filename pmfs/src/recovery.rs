@@ -298,10 +298,16 @@ impl Fs {
             bytes.extend_from_slice(&r.start.to_le_bytes());
             bytes.extend_from_slice(&r.len.to_le_bytes());
         }
+        let st = STATE_BLOCK * BLOCK_SIZE;
         if bytes.len() as u64 > self.sb.save_blocks * BLOCK_SIZE {
+            // Left unclean, so that nobody trusts an older saved map (fsck repairs an image
+            // that was clean without mounting it). Nothing is in flight at unmount: journals
+            // hold nothing recovery should roll back.
+            self.journals.forget(&self.pm)?;
+            self.pm.store_u64(st + state::CLEAN, 0)?;
+            self.pm.persist(st + state::CLEAN, 8);
             return Ok(false);
         }
-        let st = STATE_BLOCK * BLOCK_SIZE;
         self.pm.write(self.sb.save_start * BLOCK_SIZE, &bytes)?;
         self.pm.flush(self.sb.save_start * BLOCK_SIZE, bytes.len() as u64);
         self.pm.store_u64(st + state::SAVED_EXTENTS, runs.len() as u64)?;
