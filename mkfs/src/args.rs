@@ -4,9 +4,11 @@
 use pmfs::format::LABEL_MAX;
 
 pub const USAGE: &str = "\
-Usage: mkfs.zpmfs [-L label] [-U uuid] [-f] [-n] [-q] [-s size] DEVICE-OR-FILE
+Usage: mkfs.zpmfs [-L label] [-U uuid] [-f] [-n] [-q] [-s size] [--numa-nodes N,...] DEVICE-OR-FILE...
 
 Format a persistent-memory device (/dev/pmemN, /dev/daxN.M) or an image file with zpmfs.
+Several devices make one filesystem across them (a device set, one device per NUMA node):
+each CPU's allocations come from its own node's device; the first device holds the metadata.
 
   -L label   volume label, at most 63 bytes
   -U uuid    filesystem UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, or \"random\"); default random
@@ -15,6 +17,9 @@ Format a persistent-memory device (/dev/pmemN, /dev/daxN.M) or an image file wit
   -q         quiet: print errors only
   -s size    create the image file, or extend it, to SIZE bytes (suffixes K, M, G, T: powers
              of 1024); only for image files, not devices
+  --numa-nodes N,...
+             the NUMA node of each device, in order (default: from sysfs, else 0; image
+             files have no node, so name one for each to stand for a node)
   -V         print the version and exit
   -h         print this help and exit";
 
@@ -28,6 +33,10 @@ pub struct Args {
     pub quiet: bool,
     pub size: Option<u64>,
     pub path: String,
+    /// Further devices of a device set, after `path`.
+    pub more: Vec<String>,
+    /// --numa-nodes: one per device.
+    pub nodes: Option<Vec<u32>>,
 }
 
 /// What the command line asks for besides formatting.
@@ -58,6 +67,21 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
                 continue;
             }
             "--help" => return Ok(Command::Help),
+            w if w == "--numa-nodes" || w.starts_with("--numa-nodes=") => {
+                let value = match w.split_once('=') {
+                    Some((_, v)) => v.to_string(),
+                    None if i < argv.len() => {
+                        i += 1;
+                        argv[i - 1].clone()
+                    }
+                    None => return Err("option --numa-nodes needs a value".to_string()),
+                };
+                let nodes: Option<Vec<u32>> = value.split(',').map(|n| n.trim().parse().ok()).collect();
+                args.nodes = Some(nodes.filter(|v| !v.is_empty()).ok_or_else(|| {
+                    format!("invalid --numa-nodes {value:?}: expected node numbers, one per device, e.g. 0,1")
+                })?);
+                continue;
+            }
             "--version" => return Ok(Command::Version),
             w if w.starts_with("--") => return Err(format!("unknown option {w}")),
             _ => {}
@@ -94,14 +118,26 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
             }
         }
     }
-    match paths.len() {
-        0 => Err("no device or image file given".to_string()),
-        1 => {
-            args.path = paths.remove(0);
-            Ok(Command::Format(args))
-        }
-        _ => Err(format!("one device or image file at a time, got {}: {}", paths.len(), paths.join(" "))),
+    if paths.is_empty() {
+        return Err("no device or image file given".to_string());
     }
+    if let Some(n) = &args.nodes {
+        if n.len() != paths.len() {
+            return Err(format!(
+                "--numa-nodes names {} nodes for {} devices: one per device",
+                n.len(),
+                paths.len()
+            ));
+        }
+    }
+    let mut sorted = paths.clone();
+    sorted.sort();
+    if sorted.windows(2).any(|w| w[0] == w[1]) {
+        return Err("a device is named twice".to_string());
+    }
+    args.path = paths.remove(0);
+    args.more = paths;
+    Ok(Command::Format(args))
 }
 
 fn parse_label(value: &str) -> Result<String, String> {
@@ -217,7 +253,9 @@ mod tests {
         assert!(e("-L").contains("-L needs a value"));
         assert!(e("-x img").contains("unknown option -x"));
         assert!(e("").contains("no device"));
-        assert!(e("a b").contains("one device"));
+        assert!(e("a a").contains("named twice"));
+        assert!(e("--numa-nodes 0 a b").contains("one per device"));
+        assert!(e("--numa-nodes x a").contains("invalid --numa-nodes"));
         assert!(e("-U nope img").contains("invalid UUID"));
         assert!(e("-U 01234567-89ab-cdef-0123-456789abcdeg img").contains("invalid UUID"));
         assert!(e("-s 12X img").contains("invalid size"));
@@ -225,6 +263,16 @@ mod tests {
         let long = "x".repeat(LABEL_MAX + 1);
         assert!(e(&format!("-L {long} img")).contains("too long"));
         assert_eq!(format_args(&format!("-L {} img", "x".repeat(LABEL_MAX))).label.len(), LABEL_MAX);
+    }
+
+    #[test]
+    fn a_device_set_with_its_nodes() {
+        let a = format_args("--numa-nodes 0,1 -f a b");
+        assert_eq!(
+            (a.path.as_str(), a.more.clone(), a.nodes.clone()),
+            ("a", vec!["b".to_string()], Some(vec![0, 1]))
+        );
+        assert_eq!(format_args("--numa-nodes=1 a").nodes, Some(vec![1]));
     }
 
     #[test]

@@ -7,11 +7,11 @@
 use std::fs::{self, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::FileTypeExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use pmfs::device::{Device, DeviceKind};
-use pmfs::format::{format, FormatOptions, MIN_DEVICE_SIZE};
+use pmfs::format::{format_set, FormatOptions, MIN_DEVICE_SIZE};
 use pmfs::probe::{describe, identify, PROBE_BYTES};
 
 use crate::args::{self, format_uuid, Args, Command, USAGE};
@@ -57,9 +57,78 @@ pub fn main(argv: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
     }
 }
 
+/// One device or image file as checked before anything is written.
+struct Prepared {
+    path: PathBuf,
+    /// Its size now (None: the image file does not exist yet) and what it holds.
+    existing: Option<(u64, Option<String>)>,
+    /// Its size once -s is applied.
+    size: u64,
+}
+
 /// Everything after parsing. The error is the message to print.
 fn run(args: &Args) -> Result<(), String> {
-    let path = Path::new(&args.path);
+    let mut devices = Vec::new();
+    for p in std::iter::once(&args.path).chain(&args.more) {
+        devices.push(prepare(Path::new(p), args)?);
+    }
+    for d in &devices {
+        if let (Some((_, Some(what))), false) = (&d.existing, args.quiet) {
+            let verb = if args.dry_run { "would overwrite" } else { "overwriting" };
+            println!("mkfs.zpmfs: {} contains {what}; {verb} it (-f)", d.path.display());
+        }
+    }
+    if args.dry_run {
+        if !args.quiet {
+            for d in &devices {
+                let shown = d.path.display();
+                let action = match d.existing.as_ref().map(|e| e.0) {
+                    None => format!("create the image file {shown} of {} and format it", human(d.size)),
+                    Some(have) if have < d.size => {
+                        format!("extend {shown} from {} to {} and format it", human(have), human(d.size))
+                    }
+                    Some(_) => format!("format {shown}"),
+                };
+                println!("mkfs.zpmfs: dry run (-n): would {action}");
+            }
+            let size: u64 = devices.iter().map(|d| d.size).sum();
+            println!("Device size:      {size} bytes ({})", human(size));
+            println!("Blocks:           about {} of {BLOCK_SIZE} bytes", size / BLOCK_SIZE);
+            println!("Filesystem UUID:  {}", args.uuid.as_ref().map_or("random".to_string(), format_uuid));
+            println!("Filesystem label: {}", label_shown(&args.label));
+            println!("Nothing was written.");
+        }
+        return Ok(());
+    }
+    let mut created = Vec::new();
+    for d in &devices {
+        let shown = d.path.display();
+        if args.size.is_some() && d.existing.as_ref().is_none_or(|e| e.0 < d.size) {
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&d.path)
+                .map_err(|e| format!("cannot create {shown}: {e}"))?;
+            if d.existing.is_none() {
+                created.push(d.path.clone());
+            }
+            file.set_len(d.size).map_err(|e| format!("cannot make {shown} {} long: {e}", human(d.size)))?;
+        }
+    }
+    let result = format_devices(&devices, args);
+    if result.is_err() {
+        // Leave nothing half-made behind where the files were ours.
+        for p in created {
+            let _ = fs::remove_file(p);
+        }
+    }
+    result
+}
+
+/// Check one device or image file: what it is, that nothing uses it, its size, and (unless
+/// -f) that it holds nothing.
+fn prepare(path: &Path, args: &Args) -> Result<Prepared, String> {
     let shown = path.display();
     let existing = match fs::metadata(path) {
         Ok(meta) => {
@@ -88,7 +157,6 @@ fn run(args: &Args) -> Result<(), String> {
         }
         Err(e) => return Err(format!("cannot open {shown}: {e}")),
     };
-
     let existing_size = existing.as_ref().map(|(size, _)| *size);
     let size = match (args.size, existing_size) {
         (Some(want), Some(have)) if want < have => {
@@ -110,46 +178,7 @@ fn run(args: &Args) -> Result<(), String> {
             human(MIN_DEVICE_SIZE)
         ));
     }
-
-    if let (Some((_, Some(what))), false) = (&existing, args.quiet) {
-        let verb = if args.dry_run { "would overwrite" } else { "overwriting" };
-        println!("mkfs.zpmfs: {shown} contains {what}; {verb} it (-f)");
-    }
-    if args.dry_run {
-        if !args.quiet {
-            let action = match existing_size {
-                None => format!("create the image file {shown} of {} and format it", human(size)),
-                Some(have) if have < size => {
-                    format!("extend {shown} from {} to {} and format it", human(have), human(size))
-                }
-                Some(_) => format!("format {shown}"),
-            };
-            println!("mkfs.zpmfs: dry run (-n): would {action}");
-            println!("Device size:      {size} bytes ({})", human(size));
-            println!("Blocks:           about {} of {BLOCK_SIZE} bytes", size / BLOCK_SIZE);
-            println!("Filesystem UUID:  {}", args.uuid.as_ref().map_or("random".to_string(), format_uuid));
-            println!("Filesystem label: {}", label_shown(&args.label));
-            println!("Nothing was written.");
-        }
-        return Ok(());
-    }
-
-    if args.size.is_some() && existing_size.is_none_or(|have| have < size) {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| format!("cannot create {shown}: {e}"))?;
-        file.set_len(size).map_err(|e| format!("cannot make {shown} {} long: {e}", human(size)))?;
-    }
-
-    let result = format_device(path, args);
-    if result.is_err() && existing_size.is_none() {
-        // Leave nothing half-made behind when the file was ours.
-        let _ = fs::remove_file(path);
-    }
-    result
+    Ok(Prepared { path: path.to_path_buf(), existing, size })
 }
 
 /// Refuse, unless -f, a device that already holds something. Returns its size and what it
@@ -164,24 +193,39 @@ fn check_contents(path: &Path, args: &Args) -> Result<(u64, Option<String>), Str
     Ok((dev.size(), found))
 }
 
-fn format_device(path: &Path, args: &Args) -> Result<(), String> {
-    let dev = Device::open(path, true).map_err(|e| message(&e))?;
-    let kind = match dev.kind() {
-        DeviceKind::BlockDevice => "block device",
-        DeviceKind::DaxChar => "device-DAX",
-        DeviceKind::File => "image file",
+fn format_devices(devices: &[Prepared], args: &Args) -> Result<(), String> {
+    let mut opened = Vec::new();
+    for d in devices {
+        opened.push(Device::open(&d.path, true).map_err(|e| message(&e))?);
+    }
+    let nodes: Vec<u32> = match &args.nodes {
+        Some(n) => n.clone(),
+        None => devices.iter().map(|d| pmfs::numa::device_node(&d.path).unwrap_or(0)).collect(),
     };
     let opts = FormatOptions { label: args.label.clone(), uuid: args.uuid, cpus: None };
-    let summary =
-        format(&dev, &opts).map_err(|e| format!("cannot format {}: {}", path.display(), message(&e)))?;
+    let refs: Vec<&Device> = opened.iter().collect();
+    let names: Vec<String> = devices.iter().map(|d| d.path.display().to_string()).collect();
+    let summary = format_set(&refs, &nodes, &opts)
+        .map_err(|e| format!("cannot format {}: {}", names.join(" "), message(&e)))?;
     if !args.quiet {
-        println!("Created zpmfs on {} ({kind})", path.display());
-        println!("Device size:      {} bytes ({})", dev.size(), human(dev.size()));
+        for (dev, node) in opened.iter().zip(&nodes) {
+            let kind = match dev.kind() {
+                DeviceKind::BlockDevice => "block device",
+                DeviceKind::DaxChar => "device-DAX",
+                DeviceKind::File => "image file",
+            };
+            let on = if opened.len() > 1 { format!(", NUMA node {node}") } else { String::new() };
+            println!("Created zpmfs on {} ({kind}, {}{on})", dev.path().display(), human(dev.size()));
+        }
+        let size: u64 = opened.iter().map(|d| d.size()).sum();
+        println!("Device size:      {size} bytes ({})", human(size));
         println!("Blocks:           {} of {} bytes", summary.blocks, summary.block_size);
         println!("Per-CPU tables:   {}", summary.cpus);
         println!("Filesystem UUID:  {}", format_uuid(&summary.uuid));
         println!("Filesystem label: {}", label_shown(&args.label));
-        println!("Mount it with:    mount -t fuse.zpmfs {} MOUNTPOINT", path.display());
+        let source =
+            if names.len() > 1 { format!("-o source={} zpmfs", names.join(":")) } else { names[0].clone() };
+        println!("Mount it with:    mount -t fuse.zpmfs {source} MOUNTPOINT");
     }
     Ok(())
 }

@@ -1,8 +1,9 @@
-//! Block allocator (kept in DRAM): the data area is split into one stripe per CPU, each with
-//! its own free-extent list behind its own lock, so CPUs allocate without contending. A CPU
-//! allocates from its own stripe and steals from the others only when its own is empty.
-//! (NUMA placement: on a one-node machine every stripe is on node 0; per-node devices come
-//! with the NUMA issue.)
+//! Block allocator (kept in DRAM): the data area is split into stripes, each with its own
+//! free-extent list behind its own lock, so CPUs allocate without contending. On one device
+//! there is one stripe per CPU. On a device set each member's data area is on one NUMA node
+//! and is split among that node's CPUs: a CPU allocates from its own stripe, then from the
+//! other stripes of its node, and only then spills to other nodes, nearest first, which is
+//! counted per node ([`NodeStats`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,12 +84,50 @@ pub fn default_reserve(total: u64) -> u64 {
     (total / 128).clamp(64, 8192).min(total / 4)
 }
 
-/// The allocator of the data area [first, end).
+/// Part of the data area on one NUMA node (a device set member's data blocks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Area {
+    pub start: u64,
+    pub end: u64,
+    pub node: u32,
+}
+
+/// Per NUMA node: its blocks and where its CPUs' allocations went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    pub node: u32,
+    /// Data blocks on this node, and how many are free now.
+    pub blocks: u64,
+    pub free: u64,
+    /// Blocks this node's CPUs allocated on this node ...
+    pub local: u64,
+    /// ... and on another node, because this one had none left (spills).
+    pub spilled: u64,
+}
+
+struct Stripe {
+    start: u64,
+    end: u64,
+    /// Index into `nodes`.
+    node: usize,
+    list: Mutex<FreeList>,
+}
+
+struct Node {
+    id: u32,
+    local: AtomicU64,
+    spilled: AtomicU64,
+}
+
+/// The allocator of the data area.
 pub struct Allocator {
     first: u64,
     end: u64,
-    stripe_len: u64,
-    stripes: Vec<Mutex<FreeList>>,
+    /// In block order, not overlapping (gaps between areas belong to no stripe).
+    stripes: Vec<Stripe>,
+    nodes: Vec<Node>,
+    /// Per CPU (modulo the length): the stripes to try, in order.
+    order: Vec<Vec<usize>>,
     /// Blocks free and not claimed by an allocation in progress (never more than the stripes
     /// hold: frees add here after inserting, allocations subtract before taking).
     free: AtomicU64,
@@ -97,18 +136,95 @@ pub struct Allocator {
 }
 
 impl Allocator {
-    /// An allocator with nothing free; call [`Allocator::free`] for each free run.
+    /// An allocator over one device's data area [first, end), one stripe per CPU, with
+    /// nothing free; call [`Allocator::free`] for each free run.
     pub fn new(first: u64, end: u64, cpus: u32) -> Allocator {
         let cpus = cpus.max(1) as u64;
-        let stripe_len = ((end - first) / cpus).max(1);
-        Allocator {
-            first,
-            end,
-            stripe_len,
-            stripes: (0..cpus).map(|_| Mutex::new(FreeList::default())).collect(),
-            free: AtomicU64::new(0),
-            reserve: 0,
+        let len = ((end - first) / cpus).max(1);
+        let mut stripes = Vec::new();
+        for c in 0..cpus {
+            let s = first + c * len;
+            if s >= end {
+                break;
+            }
+            let e = if c + 1 == cpus { end } else { (s + len).min(end) };
+            stripes.push(Stripe { start: s, end: e, node: 0, list: Mutex::new(FreeList::default()) });
         }
+        let n = stripes.len();
+        let order = (0..n).map(|c| (0..n).map(|i| (c + i) % n).collect()).collect();
+        let nodes = vec![Node { id: 0, local: AtomicU64::new(0), spilled: AtomicU64::new(0) }];
+        Allocator { first, end, stripes, nodes, order, free: AtomicU64::new(0), reserve: 0 }
+    }
+
+    /// An allocator over areas on NUMA nodes: each area is split among the CPUs `numa` puts
+    /// on its node. A CPU on a node without an area uses the nearest one that has.
+    pub fn with_areas(areas: &[Area], numa: &crate::numa::NumaMap) -> Allocator {
+        let mut areas = areas.to_vec();
+        areas.sort_by_key(|a| a.start);
+        let mut node_ids: Vec<u32> = areas.iter().map(|a| a.node).collect();
+        node_ids.sort_unstable();
+        node_ids.dedup();
+        let cpus = numa.cpu_node.len().max(1);
+        // Each CPU's home node: its own if it has an area, else the nearest that has.
+        let home: Vec<usize> = (0..cpus)
+            .map(|c| {
+                let want = numa.node_of(c);
+                (0..node_ids.len())
+                    .min_by_key(|&i| (numa.distance(want, node_ids[i]), node_ids[i]))
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut stripes = Vec::new();
+        for a in &areas {
+            let node = node_ids.iter().position(|&n| n == a.node).unwrap_or(0);
+            let k = (home.iter().filter(|&&h| h == node).count().max(1) as u64).min(a.end - a.start).max(1);
+            let len = (a.end - a.start) / k;
+            for j in 0..k {
+                let s = a.start + j * len;
+                let e = if j + 1 == k { a.end } else { s + len };
+                stripes.push(Stripe { start: s, end: e, node, list: Mutex::new(FreeList::default()) });
+            }
+        }
+        let order = (0..cpus)
+            .map(|c| {
+                let node = home[c];
+                let mine: Vec<usize> = (0..stripes.len()).filter(|&i| stripes[i].node == node).collect();
+                // The CPU's rank among its node's CPUs picks its own stripe.
+                let rank = (0..c).filter(|&o| home[o] == node).count();
+                let mut v: Vec<usize> = (0..mine.len()).map(|i| mine[(rank + i) % mine.len()]).collect();
+                let mut others: Vec<usize> =
+                    (0..stripes.len()).filter(|&i| stripes[i].node != node).collect();
+                others.sort_by_key(|&i| numa.distance(node_ids[node], node_ids[stripes[i].node]));
+                v.extend(others);
+                v
+            })
+            .collect();
+        let nodes = node_ids
+            .iter()
+            .map(|&id| Node { id, local: AtomicU64::new(0), spilled: AtomicU64::new(0) })
+            .collect();
+        let first = areas.first().map_or(0, |a| a.start);
+        let end = areas.last().map_or(0, |a| a.end);
+        Allocator { first, end, stripes, nodes, order, free: AtomicU64::new(0), reserve: 0 }
+    }
+
+    /// Per node: blocks, free blocks, local and spilled allocations since mount.
+    pub fn node_stats(&self) -> Vec<NodeStats> {
+        let mut out: Vec<NodeStats> = self
+            .nodes
+            .iter()
+            .map(|n| NodeStats {
+                node: n.id,
+                local: n.local.load(Ordering::Relaxed),
+                spilled: n.spilled.load(Ordering::Relaxed),
+                ..Default::default()
+            })
+            .collect();
+        for s in &self.stripes {
+            out[s.node].blocks += s.end - s.start;
+            out[s.node].free += s.list.lock().runs.values().sum::<u64>();
+        }
+        out
     }
 
     /// Keep the last `blocks` free blocks for [`Pool::Reserve`] allocations.
@@ -122,16 +238,10 @@ impl Allocator {
         self.reserve
     }
 
-    fn stripe_of(&self, block: u64) -> usize {
-        (((block - self.first) / self.stripe_len) as usize).min(self.stripes.len() - 1)
-    }
-
-    fn stripe_end(&self, s: usize) -> u64 {
-        if s + 1 == self.stripes.len() {
-            self.end
-        } else {
-            self.first + (s as u64 + 1) * self.stripe_len
-        }
+    /// The stripe holding `block`, if any (blocks between areas belong to none).
+    fn stripe_of(&self, block: u64) -> Option<usize> {
+        let i = self.stripes.partition_point(|s| s.start <= block).checked_sub(1)?;
+        (block < self.stripes[i].end).then_some(i)
     }
 
     /// Blocks free now.
@@ -140,23 +250,40 @@ impl Allocator {
     }
     /// Blocks in the data area.
     pub fn total_blocks(&self) -> u64 {
-        self.end - self.first
+        self.stripes.iter().map(|s| s.end - s.start).sum()
     }
+    /// From the first data block to past the last (areas of a device set have gaps between).
     pub fn data_range(&self) -> (u64, u64) {
         (self.first, self.end)
     }
+    /// The data areas, in block order, merged where they touch.
+    pub fn areas(&self) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for s in &self.stripes {
+            match out.last_mut() {
+                Some(last) if last.1 == s.start => last.1 = s.end,
+                _ => out.push((s.start, s.end)),
+            }
+        }
+        out
+    }
 
-    /// Return blocks to the free lists (split at stripe boundaries).
+    /// Return blocks to the free lists (split at stripe boundaries; blocks outside every
+    /// stripe are ignored).
     pub fn free(&self, start: u64, len: u64) {
         let mut s = start;
-        let end = start + len;
+        let end = start.saturating_add(len);
         while s < end {
-            if s < self.first || s >= self.end {
-                return;
-            }
-            let idx = self.stripe_of(s);
-            let e = end.min(self.stripe_end(idx));
-            self.stripes[idx].lock().insert(s, e - s);
+            let Some(idx) = self.stripe_of(s) else {
+                // Skip to the next stripe's start, if any lies in the range.
+                match self.stripes.iter().find(|st| st.start > s) {
+                    Some(next) => s = next.start,
+                    None => return,
+                }
+                continue;
+            };
+            let e = end.min(self.stripes[idx].end);
+            self.stripes[idx].list.lock().insert(s, e - s);
             self.free.fetch_add(e - s, Ordering::Relaxed);
             s = e;
         }
@@ -180,12 +307,14 @@ impl Allocator {
             .map_err(|_| Error::NoSpace)?;
         let mut got = Vec::new();
         let mut need = want;
-        let n = self.stripes.len();
+        let order = &self.order[cpu % self.order.len()];
+        let home = self.stripes[order[0]].node;
+        let n = order.len();
         // The claimed blocks are in the stripes, but a racing free may put them in a stripe this
         // loop has passed already: go round a few times.
         for i in 0..4 * n {
-            let idx = (cpu + i) % n;
-            let mut list = self.stripes[idx].lock();
+            let idx = order[i % n];
+            let mut list = self.stripes[idx].list.lock();
             while need > 0 {
                 match list.take(need) {
                     Some(ext) => {
@@ -196,6 +325,13 @@ impl Allocator {
                 }
             }
             if need == 0 {
+                drop(list);
+                for e in &got {
+                    let node = self.stripes[self.stripe_of(e.start).unwrap_or(0)].node;
+                    let counter =
+                        if node == home { &self.nodes[home].local } else { &self.nodes[home].spilled };
+                    counter.fetch_add(e.len, Ordering::Relaxed);
+                }
                 return Ok(got);
             }
         }
@@ -218,35 +354,27 @@ impl Allocator {
 
     /// Whether a run is entirely free (for consistency checks).
     pub fn is_free(&self, start: u64, len: u64) -> bool {
-        if start < self.first || start + len > self.end {
-            return false;
+        match self.stripe_of(start) {
+            Some(i) => self.stripes[i].list.lock().contains(start, len),
+            None => false,
         }
-        self.stripes[self.stripe_of(start)].lock().contains(start, len)
     }
 
     /// Whether any block of [start, start+len) is free (a consistency check on load).
     pub fn any_free(&self, start: u64, len: u64) -> bool {
-        let end = start.saturating_add(len).min(self.end);
-        let mut s = start.max(self.first);
-        while s < end {
-            let idx = self.stripe_of(s);
-            let e = end.min(self.stripe_end(idx));
-            let list = self.stripes[idx].lock();
-            if let Some((&rs, &rl)) = list.runs.range(..e).next_back() {
-                if rs + rl > s {
-                    return true;
-                }
-            }
-            s = e;
-        }
-        false
+        let end = start.saturating_add(len);
+        self.stripes.iter().filter(|st| st.start < end && start < st.end).any(|st| {
+            let (s, e) = (start.max(st.start), end.min(st.end));
+            let list = st.list.lock();
+            matches!(list.runs.range(..e).next_back(), Some((&rs, &rl)) if rs + rl > s)
+        })
     }
 
     /// Every free run, in block order (for saving at unmount).
     pub fn free_runs(&self) -> Vec<Extent> {
         let mut out: Vec<Extent> = Vec::new();
         for s in &self.stripes {
-            for (&start, &len) in s.lock().runs.iter() {
+            for (&start, &len) in s.list.lock().runs.iter() {
                 out.push(Extent { start, len });
             }
         }

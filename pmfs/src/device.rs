@@ -89,14 +89,18 @@ impl Device {
         Ok(buf)
     }
 
-    /// Map the whole device. Picks how stores become durable from what the device is.
-    pub fn map(&self) -> Result<PmRegion> {
-        let backing = match self.kind {
+    /// How stores to it become durable, from what the device is.
+    pub fn backing(&self) -> Backing {
+        match self.kind {
             DeviceKind::DaxChar => Backing::Pmem,
             DeviceKind::BlockDevice => Backing::PageCache,
             DeviceKind::File => file_backing(&self.file),
-        };
-        PmRegion::map(&self.file, self.size, self.writable, backing, &self.path)
+        }
+    }
+
+    /// Map the whole device.
+    pub fn map(&self) -> Result<PmRegion> {
+        PmRegion::map(&self.file, self.size, self.writable, self.backing(), &self.path)
     }
 }
 
@@ -167,8 +171,25 @@ fn dax_char_size(rdev: u64, path: &Path) -> Result<u64> {
     text.trim().parse().map_err(|_| Error::Io(format!("unreadable size in {sys}: {text:?}")))
 }
 
-/// The CPU this thread runs on, for choosing a stripe, an inode table and a journal.
+thread_local! {
+    static PLACEMENT_CPU: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Run `f` as if on `cpu`: allocation places data on that CPU's NUMA node. A transport whose
+/// server thread is not on the caller's CPU (FUSE) passes the caller's CPU this way.
+pub fn with_placement_cpu<R>(cpu: Option<usize>, f: impl FnOnce() -> R) -> R {
+    let before = PLACEMENT_CPU.with(|c| c.replace(cpu));
+    let r = f();
+    PLACEMENT_CPU.with(|c| c.set(before));
+    r
+}
+
+/// The CPU this thread runs on (or stands in for), for choosing a stripe, an inode table and
+/// a journal.
 pub fn current_cpu() -> usize {
+    if let Some(c) = PLACEMENT_CPU.with(|c| c.get()) {
+        return c;
+    }
     // SAFETY: sched_getcpu takes no arguments and only reads the current CPU number.
     let c = unsafe { libc::sched_getcpu() };
     if c < 0 {

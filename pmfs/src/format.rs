@@ -2,7 +2,6 @@
 //! recovery; it ends by writing the superblock replica and then the superblock, so a device
 //! whose format was interrupted is not mistaken for a filesystem.
 
-use crate::alloc::Allocator;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::fs::Fs;
@@ -53,13 +52,15 @@ pub fn random_uuid() -> [u8; 16] {
     u
 }
 
-/// Where the metadata goes for a device of `blocks` blocks and `cpus` CPUs.
-fn plan(blocks: u64, cpus: u32, uuid: [u8; 16], label: &str) -> Superblock {
+/// Where the metadata goes for a device (or the first member of a set) of `blocks` blocks
+/// (all members together) and `cpus` CPUs. A set's device table follows the save area.
+fn plan(blocks: u64, cpus: u32, uuid: [u8; 16], label: &str, set: bool) -> Superblock {
     let mut l = [0u8; 64];
     l[..label.len()].copy_from_slice(label.as_bytes());
     let journals = 4;
     let save_start = journals + cpus as u64;
     let save_blocks = (blocks / 1024).clamp(2, 1024);
+    let after_save = save_start + save_blocks;
     Superblock {
         version: FORMAT_VERSION,
         block_size: BLOCK_SIZE as u32,
@@ -67,13 +68,14 @@ fn plan(blocks: u64, cpus: u32, uuid: [u8; 16], label: &str) -> Superblock {
         uuid,
         label: l,
         cpus,
-        flags: 0,
+        flags: if set { layout::FLAG_DEVICE_SET } else { 0 },
         created: Timespec::now().sec,
         inode_roots: 3,
         journals,
         save_start,
         save_blocks,
-        data_start: save_start + save_blocks,
+        data_start: after_save + set as u64,
+        device_table: if set { after_save } else { 0 },
     }
 }
 
@@ -99,14 +101,26 @@ pub(crate) fn write_root(pm: &crate::persist::PmRegion, off: u64) -> Result<Inod
 
 /// Write a new, empty zpmfs (root directory only) onto `dev`.
 pub fn format(dev: &Device, opts: &FormatOptions) -> Result<FormatSummary> {
-    if dev.size() < MIN_DEVICE_SIZE {
-        return Err(Error::Io(format!(
-            "{} is {} bytes; zpmfs needs at least {} bytes ({} MiB)",
-            dev.path().display(),
-            dev.size(),
-            MIN_DEVICE_SIZE,
-            MIN_DEVICE_SIZE >> 20
-        )));
+    format_set(&[dev], &[], opts)
+}
+
+/// Write a new, empty zpmfs across `devs`: one device, or a device set whose member i is on
+/// NUMA node `nodes[i]` (0 where not given). The first member holds the metadata.
+pub fn format_set(devs: &[&Device], nodes: &[u32], opts: &FormatOptions) -> Result<FormatSummary> {
+    let Some(first) = devs.first() else { return Err(Error::Io("no device named".into())) };
+    if devs.len() > layout::MAX_MEMBERS {
+        return Err(Error::Io(format!("a device set has at most {} members", layout::MAX_MEMBERS)));
+    }
+    for dev in devs {
+        if dev.size() < MIN_DEVICE_SIZE {
+            return Err(Error::Io(format!(
+                "{} is {} bytes; zpmfs needs at least {} bytes ({} MiB)",
+                dev.path().display(),
+                dev.size(),
+                MIN_DEVICE_SIZE,
+                MIN_DEVICE_SIZE >> 20
+            )));
+        }
     }
     if opts.label.len() > LABEL_MAX {
         return Err(Error::Invalid("label longer than 63 bytes"));
@@ -115,14 +129,62 @@ pub fn format(dev: &Device, opts: &FormatOptions) -> Result<FormatSummary> {
         .cpus
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
         .clamp(1, 256);
-    let blocks = dev.size() / BLOCK_SIZE;
+    let set = devs.len() > 1;
+    let sizes: Vec<u64> = devs.iter().map(|d| d.size() / BLOCK_SIZE).collect();
+    let blocks: u64 = sizes.iter().sum();
     let uuid = opts.uuid.unwrap_or_else(random_uuid);
-    let sb = plan(blocks, cpus, uuid, &opts.label);
-    let pm = dev.map()?;
+    let sb = plan(blocks, cpus, uuid, &opts.label, set);
+    let mut members = Vec::new();
+    let mut start = 0;
+    for (i, &n) in sizes.iter().enumerate() {
+        let node = nodes.get(i).copied().unwrap_or(0);
+        members.push(layout::Member {
+            uuid: if i == 0 { uuid } else { random_uuid() },
+            start,
+            blocks: n,
+            node,
+        });
+        start += n;
+    }
+    let table = layout::DeviceTable { members };
+    let pm = if set {
+        let parts: Vec<_> = devs
+            .iter()
+            .zip(&sizes)
+            .map(|(d, &n)| (d.file(), n * BLOCK_SIZE, d.backing(), d.path()))
+            .collect();
+        crate::persist::PmRegion::map_parts(&parts, true)?
+    } else {
+        first.map()?
+    };
     pm.zero_nt(0, (sb.data_start * BLOCK_SIZE).max(WIPE_BYTES))?;
+    for (i, m) in table.members.iter().enumerate().skip(1) {
+        // Each member's header (and replica) goes in its first blocks, over whatever was there.
+        pm.zero_nt(m.start * BLOCK_SIZE, WIPE_BYTES.min(m.blocks * BLOCK_SIZE))?;
+        let h = layout::MemberHeader {
+            set_uuid: uuid,
+            uuid: m.uuid,
+            index: i as u32,
+            count: table.members.len() as u32,
+            start: m.start,
+            blocks: m.blocks,
+            node: m.node,
+        };
+        for b in 0..layout::MEMBER_HEADER_BLOCKS {
+            pm.write((m.start + b) * BLOCK_SIZE, &h.encode())?;
+            pm.flush((m.start + b) * BLOCK_SIZE, layout::MemberHeader::SIZE as u64);
+        }
+    }
+    if set {
+        let bytes = table.encode();
+        pm.write(sb.device_table * BLOCK_SIZE, &bytes)?;
+        pm.flush(sb.device_table * BLOCK_SIZE, BLOCK_SIZE);
+    }
     pm.fence();
-    let alloc = Allocator::new(sb.data_start, blocks, cpus);
-    alloc.free(sb.data_start, blocks - sb.data_start);
+    let alloc = crate::set::allocator(&pm, &sb, &crate::numa::NumaMap::single())?;
+    for (start, end) in alloc.areas() {
+        alloc.free(start, end - start);
+    }
     for c in 0..cpus as u64 {
         let root = alloc.alloc_one(c as usize)?;
         pm.zero_nt(root * BLOCK_SIZE, BLOCK_SIZE)?;
@@ -136,7 +198,7 @@ pub fn format(dev: &Device, opts: &FormatOptions) -> Result<FormatSummary> {
         return Err(Error::Corrupt(format!("mkfs: first inode is {ino}, not the root")));
     }
     write_root(&pm, off)?;
-    let data_blocks = blocks - sb.data_start;
+    let data_blocks = alloc.total_blocks();
     let fs = Fs::assemble(pm, sb.clone(), alloc, itables, false);
     fs.save_allocator()?;
     let bytes = sb.encode();

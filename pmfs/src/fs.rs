@@ -27,6 +27,8 @@ pub struct MountOptions {
     pub read_only: bool,
     /// Crash testing: record every PM store, flush and fence (mount's own included).
     pub recorder: Option<std::sync::Arc<crate::persist::Recorder>>,
+    /// Which NUMA node each CPU is on, for a device set's placement; None: from sysfs.
+    pub numa: Option<crate::numa::NumaMap>,
 }
 
 /// What mount found and did, for the mount message.
@@ -63,8 +65,8 @@ pub struct Fs {
     pub(crate) read_only: bool,
     pub(crate) report: MountReport,
     pub(crate) unmounted: AtomicBool,
-    /// The device file, held open for its lock while mounted.
-    pub(crate) device_file: Option<std::fs::File>,
+    /// The device files (a set has several), held open for their locks while mounted.
+    pub(crate) device_files: Vec<std::fs::File>,
 }
 
 /// Write guards over several inodes, taken in inode-number order (no deadlock).
@@ -100,8 +102,14 @@ impl Fs {
             read_only,
             report: MountReport::default(),
             unmounted: AtomicBool::new(false),
-            device_file: None,
+            device_files: Vec::new(),
         }
+    }
+
+    /// Per NUMA node of a device set (one entry on one device): blocks, free blocks, and
+    /// where each node's CPUs' allocations went since mount (local, spilled to another node).
+    pub fn node_stats(&self) -> Vec<crate::alloc::NodeStats> {
+        self.alloc.node_stats()
     }
 
     /// What mount found.

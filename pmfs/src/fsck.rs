@@ -9,8 +9,6 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 
-use crate::alloc::Allocator;
-use crate::device::Device;
 use crate::dir::kind_code;
 use crate::error::{Error, Result};
 use crate::fs::{Fs, MountOptions};
@@ -168,16 +166,26 @@ pub fn fsck_with_progress(
     opts: &FsckOptions,
     progress: Option<&dyn Fn(u64, u64)>,
 ) -> Result<FsckReport> {
+    fsck_devices(&[path.to_path_buf()], opts, progress)
+}
+
+/// As [`fsck_with_progress`], of the zpmfs on `paths`: one device, or members of a device set
+/// (the others are found by UUID); the whole set is checked.
+pub fn fsck_devices(
+    paths: &[std::path::PathBuf],
+    opts: &FsckOptions,
+    progress: Option<&dyn Fn(u64, u64)>,
+) -> Result<FsckReport> {
+    let path = paths.first().map(|p| p.as_path()).unwrap_or(Path::new(""));
     let writable = opts.mode != FsckMode::Check;
     let mut notes = Vec::new();
     if writable {
         // An image that crashed gets the same recovery mount would give it, first.
-        if let Ok(dev) = Device::open(path, false) {
-            let clean =
-                dev.map().and_then(|pm| pm.read_u64(STATE_BLOCK * BLOCK_SIZE + state::CLEAN)).unwrap_or(1);
-            drop(dev);
+        if let Ok(opened) = crate::set::open(paths, false) {
+            let clean = opened.pm.read_u64(STATE_BLOCK * BLOCK_SIZE + state::CLEAN).unwrap_or(1);
+            drop(opened);
             if clean != 1 {
-                if let Ok(fs) = Fs::mount(path, &MountOptions::default()) {
+                if let Ok(fs) = Fs::mount_devices(paths, &MountOptions::default()) {
                     let r = fs.mount_report();
                     fs.unmount()?;
                     notes.push(format!(
@@ -188,8 +196,7 @@ pub fn fsck_with_progress(
             }
         }
     }
-    let dev = Device::open(path, writable)?;
-    let pm = dev.map()?;
+    let crate::set::Opened { devices, pm, table } = crate::set::open(paths, writable)?;
     let blocks = pm.len() / BLOCK_SIZE;
     let mut c =
         Checker { mode: opts.mode, report: FsckReport { notes, ..Default::default() }, preen_stopped: false };
@@ -398,6 +405,9 @@ pub fn fsck_with_progress(
     // Block ownership.
     let mut used = BlockMap::new(sb.blocks);
     used.claim(0, sb.data_start, &|| "metadata".into())?;
+    for (start, n) in table.as_ref().map(crate::set::header_blocks).unwrap_or_default() {
+        used.claim(start, n, &|| "a device set member's header".into())?;
+    }
     for b in itables.metadata_blocks(&pm)? {
         if b >= sb.blocks || used.claim(b, 1, &|| String::new()).is_err() {
             c.unfixable(format!("inode table block {b} is used twice or outside the device"));
@@ -545,7 +555,7 @@ pub fn fsck_with_progress(
     c.report.inodes = loaded.len() as u64;
 
     if !actions.is_empty() {
-        drop(dev);
+        drop(devices);
         apply_actions(pm, sb, itables, used, loaded, actions, !clean)?;
     } else if clear_clean {
         // The next mount rebuilds free space by recovery. On a clean image no operation is in
@@ -624,7 +634,8 @@ fn invalid_symlink(st: &InodeState, data: std::ops::Range<u64>) -> Option<String
     if st.extents.mapped_pages() < pages {
         return Some("the target is missing".into());
     }
-    let outside = st.extents.all().iter().any(|m| m.block < data.start || m.block.saturating_add(m.pages) > data.end);
+    let outside =
+        st.extents.all().iter().any(|m| m.block < data.start || m.block.saturating_add(m.pages) > data.end);
     outside.then(|| "the target is stored outside the data area".into())
 }
 
@@ -672,7 +683,7 @@ fn apply_actions(
     actions: Vec<Action>,
     keep_unclean: bool,
 ) -> Result<()> {
-    let alloc = Allocator::new(sb.data_start, sb.blocks, sb.cpus);
+    let alloc = crate::set::allocator(&pm, &sb, &crate::numa::NumaMap::single())?;
     let mut b = sb.data_start;
     while b < sb.blocks {
         if used.is_used(b) {

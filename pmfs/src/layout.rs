@@ -98,8 +98,16 @@ pub struct Superblock {
     pub save_blocks: u64,
     /// @152 first block of the data area
     pub data_start: u64,
-    // @160..252 zero; @252 crc32c of bytes 0..252
+    /// @160 block of the device table ([`DeviceTable`]) when [`FLAG_DEVICE_SET`] is set, else 0
+    pub device_table: u64,
+    // @168..252 zero; @252 crc32c of bytes 0..252
 }
+
+/// Superblock flag: the filesystem spans several devices ([`DeviceTable`]). `blocks` then
+/// counts the whole set: member i holds set blocks [start, start + blocks) of its entry.
+pub const FLAG_DEVICE_SET: u32 = 1;
+/// Flags this zpmfs understands; mount refuses an image with any other.
+pub const KNOWN_FLAGS: u32 = FLAG_DEVICE_SET;
 
 impl Superblock {
     pub const SIZE: usize = 256;
@@ -120,6 +128,7 @@ impl Superblock {
         put64(&mut b, 136, self.save_start);
         put64(&mut b, 144, self.save_blocks);
         put64(&mut b, 152, self.data_start);
+        put64(&mut b, 160, self.device_table);
         let c = crc(&b[..252]);
         put32(&mut b, 252, c);
         b
@@ -147,6 +156,7 @@ impl Superblock {
             save_start: u64_at(b, 136),
             save_blocks: u64_at(b, 144),
             data_start: u64_at(b, 152),
+            device_table: u64_at(b, 160),
         };
         if sb.version != FORMAT_VERSION {
             return Err(Error::Corrupt(format!(
@@ -157,8 +167,8 @@ impl Superblock {
         if sb.block_size as u64 != BLOCK_SIZE {
             return Err(Error::Corrupt(format!("block size {} is not 4096", sb.block_size)));
         }
-        if sb.flags != 0 {
-            return Err(Error::Corrupt(format!("unknown feature flags {:#x}", sb.flags)));
+        if sb.flags & !KNOWN_FLAGS != 0 {
+            return Err(Error::Corrupt(format!("unknown feature flags {:#x}", sb.flags & !KNOWN_FLAGS)));
         }
         if sb.blocks > device_blocks {
             return Err(Error::Corrupt(format!(
@@ -185,7 +195,16 @@ impl Superblock {
             && (journals.end <= save.start || save.end <= journals.start)
             && !journals.contains(&sb.inode_roots)
             && !save.contains(&sb.inode_roots);
-        if !apart {
+        let table_ok = if sb.flags & FLAG_DEVICE_SET != 0 {
+            sb.device_table > STATE_BLOCK
+                && sb.device_table < sb.data_start
+                && sb.device_table != sb.inode_roots
+                && !journals.contains(&sb.device_table)
+                && !save.contains(&sb.device_table)
+        } else {
+            sb.device_table == 0
+        };
+        if !apart || !table_ok {
             return Err(Error::Corrupt("superblock areas overlap".into()));
         }
         Ok(sb)
@@ -194,6 +213,154 @@ impl Superblock {
     pub fn label_str(&self) -> String {
         let end = self.label.iter().position(|&c| c == 0).unwrap_or(self.label.len());
         String::from_utf8_lossy(&self.label[..end]).into_owned()
+    }
+}
+
+/// Largest device set (members that fit the device table's block).
+pub const MAX_MEMBERS: usize = 63;
+/// First 8 bytes of the device table block.
+pub const DEVICE_TABLE_MAGIC: [u8; 8] = *b"ZPMFSDT\x01";
+/// First 8 bytes of a member header (blocks 0 and 1 of every member but the first).
+pub const MEMBER_MAGIC: [u8; 8] = *b"ZPMFSMB\x01";
+/// Blocks at the start of a member (but the first) that hold its header and the replica.
+pub const MEMBER_HEADER_BLOCKS: u64 = 2;
+
+/// One member of a device set, as the device table records it. Encoded in 48 bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// @0 this member's own UUID
+    pub uuid: [u8; 16],
+    /// @16 first set block it holds
+    pub start: u64,
+    /// @24 how many
+    pub blocks: u64,
+    /// @32 the NUMA node it is attached to
+    pub node: u32,
+    // @36..48 zero
+}
+
+impl Member {
+    const SIZE: usize = 48;
+    /// The set blocks this member holds for data (its header blocks excluded).
+    pub fn data_range(&self, index: usize, data_start: u64) -> (u64, u64) {
+        let first = if index == 0 { data_start } else { self.start + MEMBER_HEADER_BLOCKS };
+        (first, self.start + self.blocks)
+    }
+}
+
+/// The device table (one block in the first member's metadata area): every member, in set
+/// order. @0 magic, @8 count u32, @16 members (48 bytes each), @4092 crc32c of 0..4092.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceTable {
+    pub members: Vec<Member>,
+}
+
+impl DeviceTable {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = vec![0u8; BLOCK_SIZE as usize];
+        b[..8].copy_from_slice(&DEVICE_TABLE_MAGIC);
+        put32(&mut b, 8, self.members.len() as u32);
+        for (i, m) in self.members.iter().enumerate() {
+            let o = 16 + i * Member::SIZE;
+            b[o..o + 16].copy_from_slice(&m.uuid);
+            put64(&mut b, o + 16, m.start);
+            put64(&mut b, o + 24, m.blocks);
+            put32(&mut b, o + 32, m.node);
+        }
+        let c = crc(&b[..4092]);
+        put32(&mut b, 4092, c);
+        b
+    }
+
+    /// Decode and check: members in order, each starting where the last ended, the first at
+    /// block 0, together `set_blocks` long.
+    pub fn decode(b: &[u8], set_blocks: u64) -> Result<DeviceTable> {
+        let bad = |why: &str| Error::Corrupt(format!("device table: {why}"));
+        if b.len() < BLOCK_SIZE as usize || b[..8] != DEVICE_TABLE_MAGIC {
+            return Err(bad("bad magic"));
+        }
+        if crc(&b[..4092]) != u32_at(b, 4092) {
+            return Err(bad("checksum mismatch"));
+        }
+        let count = u32_at(b, 8) as usize;
+        if !(1..=MAX_MEMBERS).contains(&count) {
+            return Err(bad(&format!("{count} members")));
+        }
+        let mut members = Vec::with_capacity(count);
+        let mut next = 0u64;
+        for i in 0..count {
+            let o = 16 + i * Member::SIZE;
+            let m = Member {
+                uuid: b[o..o + 16].try_into().unwrap_or([0; 16]),
+                start: u64_at(b, o + 16),
+                blocks: u64_at(b, o + 24),
+                node: u32_at(b, o + 32),
+            };
+            if m.start != next || m.blocks <= MEMBER_HEADER_BLOCKS {
+                return Err(bad(&format!("member {i} does not follow member {}", i.max(1) - 1)));
+            }
+            next = m.start.checked_add(m.blocks).ok_or_else(|| bad("members past 2^64 blocks"))?;
+            members.push(m);
+        }
+        if next != set_blocks {
+            return Err(bad(&format!("members hold {next} blocks, the superblock says {set_blocks}")));
+        }
+        Ok(DeviceTable { members })
+    }
+}
+
+/// What a member other than the first says about itself (its blocks 0 and 1), so that it can
+/// be found by UUID and checked against the table. Encoded in [`MemberHeader::SIZE`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberHeader {
+    /// @8 the set's UUID (the first member's superblock UUID)
+    pub set_uuid: [u8; 16],
+    /// @24 this member's UUID
+    pub uuid: [u8; 16],
+    /// @40 its place in the set (1..)
+    pub index: u32,
+    /// @44 members in the set
+    pub count: u32,
+    /// @48 first set block it holds, @56 how many, @64 its NUMA node; @124 crc32c of 0..124
+    pub start: u64,
+    pub blocks: u64,
+    pub node: u32,
+}
+
+impl MemberHeader {
+    pub const SIZE: usize = 128;
+
+    pub fn encode(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        b[..8].copy_from_slice(&MEMBER_MAGIC);
+        b[8..24].copy_from_slice(&self.set_uuid);
+        b[24..40].copy_from_slice(&self.uuid);
+        put32(&mut b, 40, self.index);
+        put32(&mut b, 44, self.count);
+        put64(&mut b, 48, self.start);
+        put64(&mut b, 56, self.blocks);
+        put32(&mut b, 64, self.node);
+        let c = crc(&b[..124]);
+        put32(&mut b, 124, c);
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Result<MemberHeader> {
+        if b.len() < Self::SIZE || b[..8] != MEMBER_MAGIC {
+            return Err(Error::Corrupt("no zpmfs member header (bad magic)".into()));
+        }
+        if crc(&b[..124]) != u32_at(b, 124) {
+            return Err(Error::Corrupt("member header checksum mismatch".into()));
+        }
+        Ok(MemberHeader {
+            set_uuid: b[8..24].try_into().unwrap_or([0; 16]),
+            uuid: b[24..40].try_into().unwrap_or([0; 16]),
+            index: u32_at(b, 40),
+            count: u32_at(b, 44),
+            start: u64_at(b, 48),
+            blocks: u64_at(b, 56),
+            node: u32_at(b, 64),
+        })
     }
 }
 
@@ -582,6 +749,7 @@ mod tests {
             save_start: 6,
             save_blocks: 2,
             data_start: 8,
+            device_table: 0,
         };
         let b = sb.encode();
         assert_eq!(Superblock::decode(&b, 1000).unwrap(), sb);

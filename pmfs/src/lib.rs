@@ -24,10 +24,12 @@ pub mod itable;
 pub mod journal;
 pub mod layout;
 pub mod log;
+pub mod numa;
 #[allow(unsafe_code)]
 pub mod persist;
 pub mod probe;
 pub mod recovery;
+pub mod set;
 pub mod vfs;
 pub mod xattr;
 

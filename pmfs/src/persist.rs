@@ -190,6 +190,85 @@ impl PmRegion {
         })
     }
 
+    /// Map the members of a device set one after another into one contiguous range, so that
+    /// set block numbers are offsets as on a single device. Each length must be a multiple of
+    /// the page size. The region's backing is the weakest of the members' (msync if any needs it).
+    pub fn map_parts(parts: &[(&File, u64, Backing, &Path)], writable: bool) -> Result<PmRegion> {
+        let total = parts.iter().map(|p| p.1).sum::<u64>();
+        if parts.is_empty() || total == 0 || parts.iter().any(|p| p.1 == 0 || p.1 % PAGE != 0) {
+            return Err(Error::Io("a device set's members must be non-empty whole pages".into()));
+        }
+        let prot = if writable { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
+        // SAFETY: an anonymous reservation the kernel places; no file, nothing else refers to it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                total as usize,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Error::Io(format!(
+                "cannot reserve {total} bytes of address space: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        let mut weakest = Backing::Pmem;
+        let mut off = 0u64;
+        for &(file, len, backing, path) in parts {
+            // SAFETY: [base+off, base+off+len) lies inside the reservation made above, which
+            // only this function knows of; MAP_FIXED replaces that part of it.
+            let at = unsafe { (base as *mut u8).add(off as usize) } as *mut libc::c_void;
+            let fd = file.as_raw_fd();
+            let fixed = libc::MAP_SHARED | libc::MAP_FIXED;
+            let mut got = libc::MAP_FAILED;
+            let mut this = backing;
+            if backing == Backing::FileMaybeDax {
+                if writable {
+                    // SAFETY: as above.
+                    got = unsafe {
+                        libc::mmap(
+                            at,
+                            len as usize,
+                            prot,
+                            libc::MAP_SHARED_VALIDATE | libc::MAP_SYNC | libc::MAP_FIXED,
+                            fd,
+                            0,
+                        )
+                    };
+                }
+                this = if got == libc::MAP_FAILED { Backing::PageCache } else { Backing::Pmem };
+            }
+            if got == libc::MAP_FAILED {
+                // SAFETY: as above.
+                got = unsafe { libc::mmap(at, len as usize, prot, fixed, fd, 0) };
+            }
+            if got == libc::MAP_FAILED {
+                let err = std::io::Error::last_os_error();
+                // SAFETY: the whole reservation (and what was mapped into it) is ours to drop.
+                unsafe { libc::munmap(base, total as usize) };
+                return Err(Error::Io(format!("cannot map {} ({len} bytes): {err}", path.display())));
+            }
+            weakest = match (weakest, this) {
+                (Backing::PageCache, _) | (_, Backing::PageCache) => Backing::PageCache,
+                (Backing::Dram, _) | (_, Backing::Dram) => Backing::Dram,
+                _ => Backing::Pmem,
+            };
+            off += len;
+        }
+        Ok(PmRegion {
+            base: base as *mut u8,
+            len: total,
+            writable,
+            backing: weakest,
+            flush_kind: detect_flush(),
+            recorder: None,
+        })
+    }
+
     /// Record every later store, flush and fence into `recorder` (crash testing).
     pub fn set_recorder(&mut self, recorder: Option<Arc<Recorder>>) {
         self.recorder = recorder;

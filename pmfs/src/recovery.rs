@@ -10,8 +10,6 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::alloc::Allocator;
-use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::fs::{Fs, MountOptions};
 use crate::inode::InodeState;
@@ -76,7 +74,16 @@ pub(crate) fn read_superblock(pm: &PmRegion, path: &Path, writable: bool) -> Res
             Ok((sb, true))
         }
         (Err(e0), Err(_)) => {
-            let hint = if b0[..8] != layout::MAGIC && b1[..8] != layout::MAGIC {
+            let set =
+                Superblock::decode(&b0, u64::MAX).ok().filter(|sb| sb.flags & layout::FLAG_DEVICE_SET != 0);
+            let hint = if let Some(sb) = set {
+                format!(
+                    "it is the first member of a device set of {} MiB, mapped alone ({} MiB): mount the whole set \
+                     (zuf.ko maps one device; over FUSE name every member, source=A:B)",
+                    sb.blocks * BLOCK_SIZE >> 20,
+                    pm.len() >> 20
+                )
+            } else if b0[..8] != layout::MAGIC && b1[..8] != layout::MAGIC {
                 let mut head = vec![0u8; (crate::probe::PROBE_BYTES as u64).min(pm.len()) as usize];
                 pm.read(0, &mut head)?;
                 match crate::probe::identify(&head) {
@@ -92,19 +99,26 @@ pub(crate) fn read_superblock(pm: &PmRegion, path: &Path, writable: bool) -> Res
 }
 
 impl Fs {
-    /// Mount the zpmfs image on `path` (a /dev/pmem, /dev/dax or a file).
+    /// Mount the zpmfs on `path` (a /dev/pmem, /dev/dax or a file; any member of a device
+    /// set, whose other members are found by UUID).
     pub fn mount(path: &Path, opts: &MountOptions) -> Result<Fs> {
-        let dev = Device::open(path, !opts.read_only)?;
-        if dev.size() < 3 * BLOCK_SIZE {
+        Fs::mount_devices(&[path.to_path_buf()], opts)
+    }
+
+    /// Mount the zpmfs on `paths`: one device, or members of one device set (image files
+    /// cannot be found by scanning: name them all).
+    pub fn mount_devices(paths: &[std::path::PathBuf], opts: &MountOptions) -> Result<Fs> {
+        let opened = crate::set::open(paths, !opts.read_only)?;
+        let path = opened.path().to_path_buf();
+        if opened.pm.len() < 3 * BLOCK_SIZE {
             return Err(Error::Corrupt(format!(
                 "{}: only {} bytes, too small to hold a zpmfs filesystem",
                 path.display(),
-                dev.size()
+                opened.pm.len()
             )));
         }
-        let pm = dev.map()?;
-        let mut fs = Fs::mount_mapped(pm, path, opts)?;
-        fs.device_file = Some(dev.into_file());
+        let mut fs = Fs::mount_mapped(opened.pm, &path, opts)?;
+        fs.device_files = opened.devices.into_iter().map(|d| d.into_file()).collect();
         Ok(fs)
     }
 
@@ -125,7 +139,9 @@ impl Fs {
         }
         let data = (sb.data_start, sb.blocks);
         let (itables, live) = InodeTables::load(&pm, sb.inode_roots, sb.cpus, data)?;
-        let alloc = Allocator::new(sb.data_start, sb.blocks, sb.cpus);
+        let numa = opts.numa.clone().unwrap_or_else(crate::numa::NumaMap::from_sysfs);
+        let alloc = crate::set::allocator(&pm, &sb, &numa)
+            .map_err(|e| Error::Corrupt(format!("{}: {}", path.display(), e.detail())))?;
         let mut fs = Fs::assemble(pm, sb, alloc, itables, opts.read_only);
         fs.report.superblock_repaired = repaired;
         if clean && fs.load_saved_allocator()? {

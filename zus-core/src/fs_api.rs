@@ -11,8 +11,8 @@ pub use pmfs::{Error, MountOptions, MountReport, Result};
 
 /// A filesystem served by zus. Shared by all server threads, hence `&self` and `Send + Sync`.
 pub trait ZusFs: Send + Sync {
-    /// Mount the image or device at `path`.
-    fn mount(path: &Path, opts: &MountOptions) -> Result<Self>
+    /// Mount the image or device at `paths` (several: the members of a device set).
+    fn mount(paths: &[std::path::PathBuf], opts: &MountOptions) -> Result<Self>
     where
         Self: Sized;
     /// Mount a PM device someone else mapped (zuf.ko maps the device it owns into zus);

@@ -13,8 +13,11 @@ pub struct MountOpts {
     /// `fsname=NAME`: the source shown in /proc/mounts.
     pub fsname: Option<String>,
     /// `source=PATH`: the image to serve, overriding the positional device (which may then be
-    /// a tag such as xfstests' TEST_DEV).
+    /// a tag such as xfstests' TEST_DEV). `PATH:PATH...` names the members of a device set.
     pub source: Option<PathBuf>,
+    /// `cpu_nodes=N:N:...`: CPU i is on NUMA node N_i, for a device set's placement (default:
+    /// sysfs). Lets one machine stand in for several nodes.
+    pub cpu_nodes: Option<String>,
     /// Show the type as `fuse.zpmfs` (default) or, with `nosubtype`, as plain `fuse`.
     pub subtype: bool,
     /// Kernel mount flags. FUSE mounts default to nosuid,nodev as libfuse does; `suid` and
@@ -59,6 +62,7 @@ impl Default for MountOpts {
             allow_other: false,
             fsname: None,
             source: None,
+            cpu_nodes: None,
             subtype: true,
             flags: MountFlags::default(),
         }
@@ -121,6 +125,15 @@ impl MountOpts {
                 "fsname" => self.fsname = Some(value.to_string()),
                 "source" if value.is_empty() => return Err(OptionError::Empty("source")),
                 "source" => self.source = Some(PathBuf::from(value)),
+                "cpu_nodes" => {
+                    let list = value.replace(':', ",");
+                    if pmfs::numa::NumaMap::from_cpu_nodes(&list).is_err() {
+                        return Err(OptionError::Unknown(format!(
+                            "{opt} (cpu_nodes= takes one NUMA node per CPU, colon-separated: cpu_nodes=0:1)"
+                        )));
+                    }
+                    self.cpu_nodes = Some(list);
+                }
                 k if k.starts_with("x-") => {}
                 _ => return Err(OptionError::Unknown(opt.to_string())),
             }

@@ -17,6 +17,8 @@ use crate::options::MountOpts;
 
 /// Everything checked before the server forks.
 struct Plan {
+    /// The image or device; several for a device set (`a:b`).
+    images: Vec<PathBuf>,
     image: PathBuf,
     fsname: OsString,
     mountpoint: PathBuf,
@@ -31,12 +33,18 @@ fn plan(args: &MountArgs) -> Result<Plan, String> {
     crate::logger::init(&config.log).map_err(|e| format!("cannot open the log file: {e}"))?;
 
     let given = opts.source.clone().unwrap_or_else(|| PathBuf::from(&args.device));
-    let image =
-        given.canonicalize().map_err(|e| format!("cannot open {}: {}", given.display(), io_reason(&e)))?;
+    let mut images = Vec::new();
+    for part in given.to_string_lossy().split(':').filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(part);
+        images.push(p.canonicalize().map_err(|e| format!("cannot open {}: {}", p.display(), io_reason(&e)))?);
+    }
+    let image = images.first().cloned().ok_or_else(|| "no device or image given".to_string())?;
     let fsname = match (&opts.fsname, &opts.source) {
         (Some(name), _) => OsString::from(name),
         (None, Some(_)) => args.device.clone(),
-        (None, None) => image.clone().into_os_string(),
+        (None, None) => {
+            OsString::from(images.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"))
+        }
     };
     let mountpoint = check_mountpoint(&args.mountpoint).map_err(|e| e.to_string())?;
     let cpus = pin::allowed_cpus();
@@ -46,7 +54,7 @@ fn plan(args: &MountArgs) -> Result<Plan, String> {
         cpus,
         allow_other: opts.allow_other,
     };
-    Ok(Plan { image, fsname, mountpoint, opts, serve })
+    Ok(Plan { images, image, fsname, mountpoint, opts, serve })
 }
 
 /// An I/O error's reason without the "(os error N)" suffix.
@@ -123,11 +131,15 @@ fn fail(ready: Option<daemon::ReadyPipe>, msg: String) -> i32 {
 }
 
 fn serve<F: ZusFs + 'static>(plan: &Plan, ready: Option<daemon::ReadyPipe>) -> i32 {
-    let fs =
-        match F::mount(&plan.image, &MountOptions { read_only: plan.opts.read_only, ..Default::default() }) {
-            Ok(fs) => Arc::new(fs),
-            Err(e) => return fail(ready, format!("cannot mount {}: {e}", plan.image.display())),
-        };
+    let numa = match plan.opts.cpu_nodes.as_deref().map(pmfs::numa::NumaMap::from_cpu_nodes).transpose() {
+        Ok(n) => n,
+        Err(e) => return fail(ready, e.to_string()),
+    };
+    let opts = MountOptions { read_only: plan.opts.read_only, numa, ..Default::default() };
+    let fs = match F::mount(&plan.images, &opts) {
+        Ok(fs) => Arc::new(fs),
+        Err(e) => return fail(ready, format!("cannot mount {}: {e}", plan.image.display())),
+    };
     // Block the termination signals before any thread starts, so that every thread inherits
     // the mask and only the signal thread's sigwait receives them.
     let mut signals = SigSet::empty();

@@ -5,8 +5,8 @@ use std::path::Path;
 use crate::fs_api::*;
 
 impl ZusFs for pmfs::Fs {
-    fn mount(path: &Path, opts: &MountOptions) -> Result<Self> {
-        pmfs::Fs::mount(path, opts)
+    fn mount(paths: &[std::path::PathBuf], opts: &MountOptions) -> Result<Self> {
+        pmfs::Fs::mount_devices(paths, opts)
     }
     fn mount_mapped(pm: pmfs::persist::PmRegion, path: &Path, opts: &MountOptions) -> Result<Self> {
         pmfs::Fs::mount_mapped(pm, path, opts)

@@ -21,7 +21,7 @@ fn fresh(tag: &str) -> (Img, pmfs::Fs) {
     let dev = pmfs::device::Device::open(&path, true).unwrap();
     pmfs::format::format(&dev, &Default::default()).unwrap();
     drop(dev);
-    let fs = <pmfs::Fs as ZusFs>::mount(&path, &Default::default()).unwrap();
+    let fs = <pmfs::Fs as ZusFs>::mount(std::slice::from_ref(&path), &Default::default()).unwrap();
     (Img(path), fs)
 }
 
