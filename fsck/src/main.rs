@@ -6,9 +6,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use pmfs::fsck::{fsck_with_progress, FsckMode, FsckOptions};
+use pmfs::fsck::{fsck_devices, FsckMode, FsckOptions};
 
-const USAGE: &str = "usage: fsck.zpmfs [-n|-p|-a|-y] [-f] [-v] DEVICE-OR-IMAGE
+const USAGE: &str = "usage: fsck.zpmfs [-n|-p|-a|-y] [-f] [-v] DEVICE-OR-IMAGE...
+  (one device, or members of a device set: the others are found by UUID, image files
+  must all be named; A:B is the same as A B)
   -n  check only, change nothing
   -p  preen: repair what is safe without asking (-a is the same)
   -y  repair everything repairable
@@ -21,12 +23,14 @@ struct Args {
     /// Also print the notes on a clean check.
     verbose: bool,
     device: PathBuf,
+    /// Every device named (several for a device set).
+    devices: Vec<PathBuf>,
 }
 
 fn parse() -> Result<Args, String> {
     let mut mode = None;
     let (mut force, mut verbose) = (false, false);
-    let mut device = None;
+    let mut devices = Vec::new();
     let mut it = std::env::args().skip(1);
     let set = |m: FsckMode, mode: &mut Option<FsckMode>| match mode {
         Some(old) if *old != m => Err("only one of -n, -p/-a and -y may be given".to_string()),
@@ -60,12 +64,12 @@ fn parse() -> Result<Args, String> {
                     other => return Err(format!("unknown option -{other}")),
                 }
             }
-        } else if device.replace(PathBuf::from(&a)).is_some() {
-            return Err("only one device may be given".into());
+        } else {
+            devices.extend(a.split(':').filter(|p| !p.is_empty()).map(PathBuf::from));
         }
     }
-    let device = device.ok_or("no device given")?;
-    Ok(Args { mode, force, verbose, device })
+    let device = devices.first().cloned().ok_or("no device given")?;
+    Ok(Args { mode, force, verbose, device, devices })
 }
 
 fn main() -> ExitCode {
@@ -87,14 +91,14 @@ fn main() -> ExitCode {
     let shown = args.device.display().to_string();
     let progress =
         |done: u64, total: u64| eprintln!("{}: checked {done} of {total} inodes", args.device.display());
-    let report =
-        match fsck_with_progress(&args.device, &FsckOptions { mode, force: args.force }, Some(&progress)) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("fsck.zpmfs: {shown}: {}", e.detail());
-                return ExitCode::from(8);
-            }
-        };
+    let report = match fsck_devices(&args.devices, &FsckOptions { mode, force: args.force }, Some(&progress))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fsck.zpmfs: {shown}: {}", e.detail());
+            return ExitCode::from(8);
+        }
+    };
     let label = if report.label.is_empty() { String::new() } else { format!(" ({})", report.label) };
     if report.skipped {
         println!("{shown}{label}: clean, {} inodes", report.inodes);

@@ -208,6 +208,11 @@ impl Allocator {
         Allocator { first, end, stripes, nodes, order, free: AtomicU64::new(0), reserve: 0 }
     }
 
+    /// NUMA nodes with data areas.
+    pub fn nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// Per node: blocks, free blocks, local and spilled allocations since mount.
     pub fn node_stats(&self) -> Vec<NodeStats> {
         let mut out: Vec<NodeStats> = self

@@ -178,10 +178,33 @@ thread_local! {
 /// Run `f` as if on `cpu`: allocation places data on that CPU's NUMA node. A transport whose
 /// server thread is not on the caller's CPU (FUSE) passes the caller's CPU this way.
 pub fn with_placement_cpu<R>(cpu: Option<usize>, f: impl FnOnce() -> R) -> R {
-    let before = PLACEMENT_CPU.with(|c| c.replace(cpu));
-    let r = f();
-    PLACEMENT_CPU.with(|c| c.set(before));
-    r
+    let _placed = place_as(cpu);
+    f()
+}
+
+/// Until the guard drops, this thread allocates as if on `cpu` (None: where it runs).
+pub fn place_as(cpu: Option<usize>) -> PlacementGuard {
+    PlacementGuard { before: PLACEMENT_CPU.with(|c| c.replace(cpu)) }
+}
+
+/// Restores the thread's placement CPU on drop.
+pub struct PlacementGuard {
+    before: Option<usize>,
+}
+
+impl Drop for PlacementGuard {
+    fn drop(&mut self) {
+        PLACEMENT_CPU.with(|c| c.set(self.before));
+    }
+}
+
+/// The CPU task `tid` last ran on (/proc/TID/stat, field 39): for a task blocked in a system
+/// call, the CPU it waits on.
+pub fn task_cpu(tid: u32) -> Option<usize> {
+    let stat = std::fs::read_to_string(format!("/proc/{tid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(39 - 3).and_then(|f| f.parse().ok())
 }
 
 /// The CPU this thread runs on (or stands in for), for choosing a stripe, an inode table and

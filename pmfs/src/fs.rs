@@ -106,6 +106,11 @@ impl Fs {
         }
     }
 
+    /// NUMA nodes the data area spans (1 on one device).
+    pub fn numa_nodes(&self) -> usize {
+        self.alloc.nodes()
+    }
+
     /// Per NUMA node of a device set (one entry on one device): blocks, free blocks, and
     /// where each node's CPUs' allocations went since mount (local, spilled to another node).
     pub fn node_stats(&self) -> Vec<crate::alloc::NodeStats> {

@@ -9,10 +9,14 @@ use std::path::PathBuf;
 pub const ZUS_USAGE: &str = "\
 usage: zus mount [--config FILE] [-o OPTIONS] [--foreground] DEVICE-OR-IMAGE MOUNTPOINT
        zus serve [--config FILE]
+       zus status MOUNTPOINT
        zus --version | --help
 
 `zus serve` registers the zpmfs filesystem type with zuf.ko (the kernel module) and serves
 every `mount -t zpmfs /dev/pmemN MOUNTPOINT` until it is stopped; it stays in the foreground.
+
+`zus status` prints what the zus serving MOUNTPOINT over FUSE says: space, and per NUMA node
+of a device set its blocks, free blocks, and allocations local to it or spilled elsewhere.
 
 Mount the zpmfs image or PM device on MOUNTPOINT and serve it over FUSE. Without
 --foreground, zus returns once the mount is ready and keeps serving in the background;
@@ -21,7 +25,9 @@ it unmounts cleanly on SIGTERM, SIGINT or umount of MOUNTPOINT.
   -c, --config FILE   configuration (default /etc/zpmfs/zus.toml when it exists)
   -o OPTIONS          comma-separated mount options:
                         ro, rw, allow_other, fsname=NAME (source shown in /proc/mounts),
-                        source=PATH (image to serve; DEVICE is then only a name),
+                        source=PATH (image to serve; DEVICE is then only a name;
+                          A:B:... names the members of a device set, as DEVICE may),
+                        cpu_nodes=N:N:... (CPU i is on NUMA node N_i; default sysfs),
                         nosubtype (type `fuse` instead of `fuse.zpmfs`),
                         suid, dev (FUSE mounts default to nosuid,nodev), noexec, noatime,
                         relatime, sync, dirsync; defaults, auto, noauto, user, nouser,
@@ -40,6 +46,8 @@ pub enum ZusCommand {
     Serve {
         config: Option<PathBuf>,
     },
+    /// `zus status MOUNTPOINT`.
+    Status(PathBuf),
 }
 
 /// `zus mount ...`
@@ -96,6 +104,13 @@ pub fn parse_zus(args: &[OsString]) -> Result<ZusCommand, UsageError> {
                 }
             }
             return Ok(ZusCommand::Serve { config });
+        }
+        b"status" => {
+            return match &args[1..] {
+                [m] if m.as_bytes() == b"-h" || m.as_bytes() == b"--help" => Ok(ZusCommand::Help),
+                [m] => Ok(ZusCommand::Status(PathBuf::from(m))),
+                _ => Err(usage("zus status needs exactly one argument: MOUNTPOINT")),
+            };
         }
         _ => return Err(usage(format!("unknown command '{}'", first.to_string_lossy()))),
     }

@@ -22,6 +22,10 @@ pub trait ZusFs: Send + Sync {
         Self: Sized;
     /// What mount found and did (for the mount message).
     fn mount_report(&self) -> MountReport;
+    /// Per NUMA node of a device set: blocks, free, local and spilled allocations.
+    fn node_stats(&self) -> Vec<pmfs::alloc::NodeStats> {
+        Vec::new()
+    }
     /// Make the image clean; later calls fail.
     fn unmount(&self) -> Result<()>;
 

@@ -16,5 +16,6 @@ pub mod fuse;
 pub mod logger;
 pub mod options;
 pub mod server;
+pub mod status;
 pub mod zpmfs;
 pub mod zuf;

@@ -173,6 +173,9 @@ fn serve<F: ZusFs + 'static>(plan: &Plan, ready: Option<daemon::ReadyPipe>) -> i
     );
     let _ = std::io::stdout().flush();
     let fuse_mount = Arc::new(fuse_mount);
+    if let Err(e) = crate::status::serve(fs.clone(), &plan.mountpoint) {
+        log::warn!("no status socket for `zus status` ({e})");
+    }
     if let Err(e) = spawn_signal_thread(signals, fuse_mount.clone()) {
         log::warn!("no signal thread ({e}): stop zus with umount {}", plan.mountpoint.display());
     }
@@ -182,6 +185,7 @@ fn serve<F: ZusFs + 'static>(plan: &Plan, ready: Option<daemon::ReadyPipe>) -> i
     }
 
     let run = session.run();
+    crate::status::stop(&plan.mountpoint);
     if let Err(e) = &run {
         log::error!("FUSE session ended with an error: {e}");
         // The kernel mount may still be there; it has no server any more.

@@ -14,6 +14,9 @@ impl ZusFs for pmfs::Fs {
     fn mount_report(&self) -> MountReport {
         pmfs::Fs::mount_report(self)
     }
+    fn node_stats(&self) -> Vec<pmfs::alloc::NodeStats> {
+        pmfs::Fs::node_stats(self)
+    }
     fn unmount(&self) -> Result<()> {
         pmfs::Fs::unmount(self)
     }

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         }
         Ok(ZusCommand::Mount(m)) => zus_core::server::mount_main(&m),
         Ok(ZusCommand::Serve { config }) => zus_core::server::serve_main(config.as_deref()),
+        Ok(ZusCommand::Status(m)) => zus_core::status::status_main(&m),
         Err(e) => {
             eprintln!("zus: {e}\n{ZUS_USAGE}");
             1

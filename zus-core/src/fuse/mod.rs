@@ -45,6 +45,9 @@ pub struct FuseServer<F: ZusFs + 'static> {
     /// Tells the kernel to drop cached attributes that zus changed on its own (set once the
     /// session exists).
     notifier: Arc<OnceLock<Notifier>>,
+    /// The filesystem spans several NUMA nodes: allocations follow the caller's CPU, not the
+    /// worker's (a worker serves whoever's request it reads).
+    numa_placement: bool,
 }
 
 /// How to serve.
@@ -61,7 +64,9 @@ pub struct ServeConfig {
 impl<F: ZusFs + 'static> FuseServer<F> {
     pub fn new(fs: Arc<F>, cfg: &ServeConfig) -> (FuseServer<F>, UnmountResult) {
         let unmounted = UnmountResult::default();
+        let numa_placement = fs.node_stats().len() > 1;
         let server = FuseServer {
+            numa_placement,
             fs,
             ttl: cfg.ttl,
             direct_io: false,

@@ -53,6 +53,12 @@ fn time_or_now(t: FuseTimeOrNow) -> TimeOrNow {
 }
 
 impl<F: ZusFs + 'static> FuseServer<F> {
+    /// On a set spread over NUMA nodes: allocate, until the guard drops, on the node of the
+    /// CPU the caller waits on.
+    fn place_for(&self, req: &Request) -> Option<pmfs::device::PlacementGuard> {
+        self.numa_placement.then(|| pmfs::device::place_as(pmfs::device::task_cpu(req.pid())))
+    }
+
     /// Each entry the kernel is given is a reference it keeps until FORGET: hold the inode
     /// open for it, so that an unlinked inode, and its number, live on while the kernel (a
     /// path walk in progress, say) may still send requests for it, as zuf.ko's inodes do.
@@ -290,6 +296,7 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        let _placed = self.place_for(req);
         self.pin.pin_current();
         let r = self.create_with_acls(parent.0, bytes(name), mode, umask, |mode| {
             self.fs.mknod(parent.0, bytes(name), mode, rdev, caller(req))
@@ -298,6 +305,7 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let _placed = self.place_for(req);
         self.pin.pin_current();
         let mode = libc::S_IFDIR | (mode & 0o7777);
         let r = self.create_with_acls(parent.0, bytes(name), mode, umask, |mode| {
@@ -317,6 +325,7 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        let _placed = self.place_for(req);
         self.pin.pin_current();
         let r = self.fs.symlink(parent.0, bytes(link_name), target.as_os_str().as_bytes(), caller(req));
         self.reply_entry(reply, r);
@@ -386,7 +395,7 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -396,6 +405,7 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let _placed = self.place_for(req);
         self.pin.pin_current();
         // Page writeback (mmap) writes pages where they are, never at the end of file. Else
         // the file's current flags (sent since ABI 7.9, and changed by fcntl F_SETFL) say
@@ -574,6 +584,7 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let _placed = self.place_for(req);
         self.pin.pin_current();
         let mode = libc::S_IFREG | (mode & 0o7777);
         let made = self.create_with_acls(parent.0, bytes(name), mode, umask, |mode| {
@@ -612,7 +623,7 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -620,6 +631,7 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        let _placed = self.place_for(req);
         self.pin.pin_current();
         match convert::falloc_mode(mode) {
             Ok(m) => Self::reply_empty(reply, self.fs.fallocate(ino.0, m, offset, length)),
@@ -654,7 +666,7 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
 
     fn copy_file_range(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino_in: INodeNo,
         _fh_in: FileHandle,
         _offset_in: u64,
@@ -665,6 +677,7 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
         _flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
+        let _placed = self.place_for(req);
         // ENOSYS makes the kernel copy through read and write, and stop asking.
         reply.error(Errno::ENOSYS);
     }
