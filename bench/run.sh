@@ -262,6 +262,11 @@ mem_line sparse_before "$pid" 1 0
 mem_line sparse_after "$pid" 1 "$SPARSE_WRITES"
 umount_zpmfs
 
+log "device set: local against forced-remote placement, spill of a full node (zbench numa; on a one-node host both members are the same DRAM)"
+"$BIN/mkfs-zpmfs" -q --numa-nodes 0,1 -s 256M "$WORK/numa0.img" "$WORK/numa1.img"
+"$BIN/zbench" numa --devices "$WORK/numa0.img:$WORK/numa1.img" --secs "$SECS" --mib 32 --rounds 3 >>"$JSONL"
+rm -f "$WORK/numa0.img" "$WORK/numa1.img"
+
 HOST_SECS=$(( $(date +%s) - T0 ))
 if [ $GUEST -eq 1 ]; then
 	log "guest part (qemu, TCG): bench/guest/run.sh"

@@ -1,7 +1,9 @@
 #!/bin/bash
 # The guest part of `make bench`: boots the Debian --rootfs guest (tests/vm/, see
 # docs/VM-TESTING.md) with an emulated NVDIMM, runs bench/guest/bench-guest.sh in it and stores
-# its results under RESULTS_DIR/raw/guest/, where bench/report.py finds them.
+# its results under RESULTS_DIR/raw/guest/, where bench/report.py finds them. Then boots the
+# two-node guest for the device-set job (tests/vm/jobs/22-numa-set.sh: local against forced
+# remote placement, spill counters), whose results go to RESULTS_DIR/raw/guest-numa/.
 #
 #   bench/guest/run.sh RESULTS_DIR [--quick|--full]
 #
@@ -63,4 +65,16 @@ while read -r _ name json; do
 done < <(grep '^FIOJSON ' "$RAW/guest.log" || true)
 grep '^# \|^FAIL' "$RAW/guest.log" >&2 || true
 echo "bench-guest: exit $rc, $(grep -c '^FIOJSON ' "$RAW/guest.log" || true) fio runs, $(wc -l <"$RAW/zbench.jsonl") result lines; log $RAW/guest.log" >&2
-exit "$rc"
+
+NUMA_JOB=$REPO/tests/vm/jobs/22-numa-set.sh
+NRAW=$OUT/raw/guest-numa
+mkdir -p "$NRAW"
+"$REPO/tests/vm/build-guest.sh" "$GUEST" >"$NRAW/build-guest.log" 2>&1
+read -r -a nopts <<<"$(sed -n 's/^# zpmfs-vm:[[:space:]]*//p' "$NUMA_JOB" | sed "s|@REPO@|$REPO|g" | tr '\n' ' ')"
+nrc=0
+"$REPO/tests/vm/run-guest.sh" -q "${nopts[@]}" "$NUMA_JOB" >"$NRAW/guest.log" 2>&1 || nrc=$?
+tr -d '\r' <"$NRAW/guest.log" | grep '^{"target":"zpmfs_numa' | sed 's/"target":"zpmfs_numa/"target":"guest_zpmfs_numa/' >"$NRAW/zbench.jsonl" || true
+grep '^NUMA-RATIO\|^FAIL' "$NRAW/guest.log" >&2 || true
+echo "bench-guest: two-node job exit $nrc, $(wc -l <"$NRAW/zbench.jsonl") result lines; log $NRAW/guest.log" >&2
+[ "$rc" -ne 0 ] && exit "$rc"
+exit "$nrc"

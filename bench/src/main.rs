@@ -19,6 +19,12 @@
 //!     W 4 KiB writes at distinct random even page offsets of a sparse file (W extents)
 //! zbench sizes
 //!     the sizes of zpmfs's per-inode DRAM structures (for the memory figures)
+//! zbench numa     --devices A:B --secs S --mib M --rounds R
+//!     a device set (mkfs'd across A and B, one per NUMA node) in-process, one thread pinned
+//!     to CPU 0: 4 KiB writes at random offsets of an M MiB file (each write places a new
+//!     block) with placement on CPU 0's own node (the sysfs map), then with every CPU claimed
+//!     by the other node (forced remote placement), alternating R times (compare medians);
+//!     then, local again, writes until CPU 0's node is full, to show the spill counters
 //! ```
 
 use std::collections::HashMap;
@@ -399,6 +405,107 @@ fn sizes() {
     );
 }
 
+/// A device set, local against forced remote placement, from a thread on CPU 0.
+fn numa(a: &Args) {
+    let devices: Vec<PathBuf> = a.str("devices").split(':').map(PathBuf::from).collect();
+    let secs = Duration::from_secs_f64(a.num("secs", 5) as f64);
+    let file_bytes = a.num("mib", 64) << 20;
+    let truth = pmfs::numa::NumaMap::from_sysfs();
+    let here = truth.node_of(0);
+    // Every CPU on some other node that holds a member: CPU 0's writes all go remote.
+    let probe =
+        Fs::mount_devices(&devices, &MountOptions { numa: Some(truth.clone()), ..Default::default() })
+            .unwrap_or_else(|e| die(&format!("mount {}: {e}", a.str("devices"))));
+    let nodes: Vec<u32> = probe.node_stats().iter().map(|s| s.node).collect();
+    probe.unmount().unwrap_or_else(|e| die(&format!("unmount: {e}")));
+    drop(probe);
+    let Some(&far) = nodes.iter().find(|&&n| n != here) else {
+        die(&format!("the set's members are all on node {here}: nothing is remote"))
+    };
+    if !nodes.contains(&here) {
+        die(&format!("no member of the set is on CPU 0's node {here}"));
+    }
+    let remote =
+        pmfs::numa::NumaMap { cpu_node: vec![far; truth.cpu_node.len()], distances: truth.distances.clone() };
+    zus_core::fuse::pin::pin_to(0);
+    let buf = vec![0x3cu8; BLOCK as usize];
+    let rounds = a.num("rounds", 3).max(1);
+    let runs = (0..rounds).flat_map(|_| [("zpmfs_numa_local", &truth), ("zpmfs_numa_remote", &remote)]);
+    for (round, (target, map)) in runs.enumerate() {
+        let fs = Fs::mount_devices(&devices, &MountOptions { numa: Some(map.clone()), ..Default::default() })
+            .unwrap_or_else(|e| die(&format!("mount: {e}")));
+        let name = format!("{target}.dat");
+        let ino = fs
+            .mknod(ROOT_INO, name.as_bytes(), libc::S_IFREG | 0o644, 0, Caller::ROOT)
+            .unwrap_or_else(|e| die(&format!("create {name}: {e}")))
+            .ino;
+        let chunk = vec![0xa5u8; 1 << 20];
+        for off in (0..file_bytes).step_by(chunk.len()) {
+            fs.write(ino, off, &chunk, false).unwrap_or_else(|e| die(&format!("prefill: {e}")));
+        }
+        let blocks = file_bytes / BLOCK;
+        let before = fs.node_stats();
+        let mut rng = Rng::new(17);
+        let mut lat = Lat::default();
+        let start = Instant::now();
+        while start.elapsed() < secs {
+            let off = rng.below(blocks) * BLOCK;
+            lat.time(|| fs.write(ino, off, &buf, false).expect("write"));
+        }
+        let wall = start.elapsed();
+        let after = fs.node_stats();
+        let placed: Vec<String> = after
+            .iter()
+            .zip(&before)
+            .map(|(n, b)| format!("\"node{}_blocks\":{}", n.node, n.local + n.spilled - b.local - b.spilled))
+            .collect();
+        // Where this run's blocks went, by the node they were taken from.
+        let on: Vec<String> = after
+            .iter()
+            .zip(&before)
+            .map(|(n, b)| format!("\"node{}_free_delta\":{}", n.node, b.free as i64 - n.free as i64))
+            .collect();
+        let extra = format!(
+            ",\"round\":{},\"cpu0_node\":{here},\"placed_on\":{},{},{}",
+            round / 2,
+            map.node_of(0),
+            placed.join(","),
+            on.join(",")
+        );
+        report(target, "randwrite_4k", 1, wall, vec![lat], &extra);
+        fs.unlink(ROOT_INO, name.as_bytes()).unwrap_or_else(|e| die(&format!("unlink: {e}")));
+        fs.unmount().unwrap_or_else(|e| die(&format!("unmount: {e}")));
+    }
+    // Spill: CPU 0 writes until its node is full; the rest goes to the other node, counted.
+    let fs = Fs::mount_devices(&devices, &MountOptions { numa: Some(truth.clone()), ..Default::default() })
+        .unwrap_or_else(|e| die(&format!("mount: {e}")));
+    let mine = fs.node_stats().into_iter().find(|s| s.node == here).map_or(0, |s| s.free);
+    let ino = fs
+        .mknod(ROOT_INO, b"spill.dat", libc::S_IFREG | 0o644, 0, Caller::ROOT)
+        .unwrap_or_else(|e| die(&format!("create: {e}")))
+        .ino;
+    let chunk = vec![0x5au8; 1 << 20];
+    let want = (mine * BLOCK + (16 << 20)).min(fs.statfs().map_or(0, |s| s.blocks_avail * BLOCK));
+    let mut off = 0;
+    while off + chunk.len() as u64 <= want {
+        fs.write(ino, off, &chunk, false).unwrap_or_else(|e| die(&format!("spill write at {off}: {e}")));
+        off += chunk.len() as u64;
+    }
+    for s in fs.node_stats() {
+        println!(
+            "{{\"target\":\"zpmfs_numa_spill\",\"kind\":\"numa_spill\",\"node\":{},\"blocks\":{},\"free\":{},\"local\":{},\"spilled\":{},\"written_mib\":{}}}",
+            s.node,
+            s.blocks,
+            s.free,
+            s.local,
+            s.spilled,
+            off >> 20
+        );
+    }
+    fs.unlink(ROOT_INO, b"spill.dat").unwrap_or_else(|e| die(&format!("unlink: {e}")));
+    fs.unmount().unwrap_or_else(|e| die(&format!("unmount: {e}")));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let a = Args::parse(&args[2.min(args.len())..]);
@@ -409,6 +516,7 @@ fn main() {
         Some("populate") => populate(&a),
         Some("sparse") => sparse(&a),
         Some("sizes") => sizes(),
+        Some("numa") => numa(&a),
         _ => die("usage: zbench floor|inproc|meta|populate|sparse [--key value ...] (see bench/src/main.rs)"),
     }
 }
