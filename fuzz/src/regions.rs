@@ -119,7 +119,7 @@ pub fn find(image: &[u8]) -> pmfs::Result<Vec<Region>> {
         let head = u64_at(image, off + layout::inode::LOG_HEAD);
         let tail = u64_at(image, off + layout::inode::LOG_TAIL);
         let replayed = log::replay_partial(&pm, ino, head, tail, data)?;
-        for &page in &replayed.state.pages {
+        for &page in &replayed.pages {
             let len =
                 if tail / BLOCK_SIZE == page { (tail % BLOCK_SIZE + 64).min(BLOCK_SIZE) } else { BLOCK_SIZE };
             out.push(Region {

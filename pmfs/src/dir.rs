@@ -1,6 +1,9 @@
-//! A directory's name index (kept in DRAM, rebuilt from the log): name -> entry, and the
-//! readdir order by cookie. Cookies only grow, so a readdir offset stays valid while names
-//! come and go.
+//! A directory's name index (kept in DRAM, rebuilt from the log): the entries in readdir
+//! order by cookie, each name stored once. Cookies only grow, so a readdir offset stays valid
+//! while names come and go. A cookie is derived from a hash of the name, so a lookup by name
+//! searches only the name's window of 256 cookies; the rare entry whose cookie lies outside
+//! its window (a 256-way hash collision, or an image written before cookies were hashed)
+//! is also listed by name on the side.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -17,13 +20,31 @@ pub struct DirSlot {
 
 /// Hashed cookies stay below 2^60, so readdir offsets (cookie + 3) fit a signed 64-bit off_t.
 const COOKIE_MASK: u64 = (1 << 60) - 1;
+/// Cookies a name may take: its hash window.
+const WINDOW: u64 = 0x100;
+
+/// What the index keeps per entry (the cookie is its key).
+#[derive(Debug, Clone)]
+struct Entry {
+    name: Box<[u8]>,
+    ino: Ino,
+    kind: FileKind,
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct DirIndex {
-    by_name: HashMap<Vec<u8>, DirSlot>,
-    by_cookie: BTreeMap<u64, Vec<u8>>,
+    by_cookie: BTreeMap<u64, Entry>,
+    /// Entries whose cookie is outside their name's window, by name (usually none).
+    strays: Option<Box<HashMap<Box<[u8]>, u64>>>,
     next_cookie: u64,
     subdirs: u32,
+}
+
+/// The first cookie of `name`'s window.
+fn window_of(name: &[u8]) -> u64 {
+    let hi = crc32c::crc32c(name) as u64;
+    let lo = crc32c::crc32c_append(0x9e37_79b9, name) as u64;
+    ((hi << 28) ^ lo) & COOKIE_MASK & !(WINDOW - 1)
 }
 
 /// Kind codes stored in directory entries.
@@ -64,14 +85,27 @@ pub fn check_name(name: &[u8]) -> Result<()> {
 }
 
 impl DirIndex {
+    /// The cookie of the entry named `name`, if any.
+    fn cookie_of(&self, name: &[u8]) -> Option<u64> {
+        let base = window_of(name);
+        let found =
+            self.by_cookie.range(base..base + WINDOW).find(|(_, e)| &*e.name == name).map(|(&c, _)| c);
+        found.or_else(|| self.strays.as_ref().and_then(|s| s.get(name).copied()))
+    }
+
+    fn slot(cookie: u64, e: &Entry) -> DirSlot {
+        DirSlot { ino: e.ino, cookie, kind: e.kind }
+    }
+
     pub fn get(&self, name: &[u8]) -> Option<DirSlot> {
-        self.by_name.get(name).copied()
+        let c = self.cookie_of(name)?;
+        self.by_cookie.get(&c).map(|e| Self::slot(c, e))
     }
     pub fn len(&self) -> usize {
-        self.by_name.len()
+        self.by_cookie.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
+        self.by_cookie.is_empty()
     }
     pub fn subdirs(&self) -> u32 {
         self.subdirs
@@ -82,10 +116,8 @@ impl DirIndex {
     /// during a readdir) lands where it was, and a readdir that keeps meeting renamed entries
     /// still ends. The low 8 bits resolve hash collisions.
     pub fn take_cookie(&mut self, name: &[u8]) -> u64 {
-        let hi = crc32c::crc32c(name) as u64;
-        let lo = crc32c::crc32c_append(0x9e37_79b9, name) as u64;
-        let base = ((hi << 28) ^ lo) & COOKIE_MASK & !0xff;
-        if let Some(c) = (base..base + 0x100).find(|c| !self.by_cookie.contains_key(c)) {
+        let base = window_of(name);
+        if let Some(c) = (base..base + WINDOW).find(|c| !self.by_cookie.contains_key(c)) {
             return c;
         }
         // 256 names with one hash: go past every hashed cookie.
@@ -104,7 +136,7 @@ impl DirIndex {
                 slot.cookie
             )));
         }
-        if self.by_name.contains_key(&name) || self.by_cookie.contains_key(&slot.cookie) {
+        if self.cookie_of(&name).is_some() || self.by_cookie.contains_key(&slot.cookie) {
             return Err(Error::Corrupt(format!(
                 "directory entry {:?} added twice",
                 String::from_utf8_lossy(&name)
@@ -116,29 +148,36 @@ impl DirIndex {
         if slot.cookie > COOKIE_MASK {
             self.next_cookie = self.next_cookie.max(slot.cookie + 1);
         }
-        self.by_cookie.insert(slot.cookie, name.clone());
-        self.by_name.insert(name, slot);
+        let name: Box<[u8]> = name.into_boxed_slice();
+        let base = window_of(&name);
+        if !(base..base + WINDOW).contains(&slot.cookie) {
+            self.strays.get_or_insert_with(Box::default).insert(name.clone(), slot.cookie);
+        }
+        self.by_cookie.insert(slot.cookie, Entry { name, ino: slot.ino, kind: slot.kind });
         Ok(())
     }
 
     pub fn remove(&mut self, name: &[u8]) -> Result<DirSlot> {
-        let slot = self.by_name.remove(name).ok_or_else(|| {
+        let missing = || {
             Error::Corrupt(format!("removal of missing directory entry {:?}", String::from_utf8_lossy(name)))
-        })?;
-        self.by_cookie.remove(&slot.cookie);
-        if slot.kind == FileKind::Directory {
+        };
+        let cookie = self.cookie_of(name).ok_or_else(missing)?;
+        let e = self.by_cookie.remove(&cookie).ok_or_else(missing)?;
+        if let Some(s) = self.strays.as_mut() {
+            s.remove(name);
+            if s.is_empty() {
+                self.strays = None;
+            }
+        }
+        if e.kind == FileKind::Directory {
             self.subdirs -= 1;
         }
-        Ok(slot)
+        Ok(Self::slot(cookie, &e))
     }
 
     /// Entries with cookie >= `from`, in cookie order, at most `max`.
     pub fn list_from(&self, from: u64, max: usize) -> Vec<(Vec<u8>, DirSlot)> {
-        self.by_cookie
-            .range(from..)
-            .take(max)
-            .filter_map(|(_, n)| self.by_name.get(n).map(|s| (n.clone(), *s)))
-            .collect()
+        self.by_cookie.range(from..).take(max).map(|(&c, e)| (e.name.to_vec(), Self::slot(c, e))).collect()
     }
 
     /// Every entry (for compaction and recovery).
@@ -179,10 +218,31 @@ mod tests {
         let c = d.take_cookie(b"x");
         d.add(b"x".to_vec(), DirSlot { ino: 1, cookie: c, kind: FileKind::Regular }).unwrap();
         // Another name that happened to hash the same takes the following slot.
-        d.by_cookie.insert(c + 1, b"y".to_vec());
+        d.by_cookie.insert(c + 1, Entry { name: Box::from(&b"y"[..]), ino: 2, kind: FileKind::Regular });
         let c2 = d.take_cookie(b"x");
         assert_eq!(c2, c + 2);
         assert!(c2 < COOKIE_MASK);
+    }
+
+    #[test]
+    fn an_entry_whose_cookie_is_outside_its_window_is_still_found() {
+        // As an image from before cookies were hashed, or a 256-way collision, has them.
+        let mut d = DirIndex::default();
+        for (i, n) in [&b"old"[..], b"older"].iter().enumerate() {
+            d.add(n.to_vec(), DirSlot { ino: 5 + i as u64, cookie: 3 + i as u64, kind: FileKind::Regular })
+                .unwrap();
+        }
+        let c = d.take_cookie(b"new");
+        d.add(b"new".to_vec(), DirSlot { ino: 9, cookie: c, kind: FileKind::Directory }).unwrap();
+        assert_eq!(d.get(b"old").map(|s| (s.ino, s.cookie)), Some((5, 3)));
+        assert_eq!(d.get(b"older").map(|s| s.ino), Some(6));
+        assert_eq!(d.get(b"new").map(|s| s.ino), Some(9));
+        assert!(d.add(b"old".to_vec(), DirSlot { ino: 7, cookie: c + 1, kind: FileKind::Regular }).is_err());
+        assert_eq!(d.remove(b"old").unwrap().cookie, 3);
+        assert_eq!(d.get(b"old"), None);
+        assert_eq!((d.len(), d.subdirs()), (2, 1));
+        d.remove(b"older").unwrap();
+        assert!(d.strays.is_none(), "the side list goes once empty");
     }
 
     #[test]

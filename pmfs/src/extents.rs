@@ -4,10 +4,34 @@ use std::collections::BTreeMap;
 
 use crate::alloc::Extent;
 
-/// Mapped runs of a file: start page -> (first block, pages).
+/// Longest run one map entry holds, in pages (256 MiB): a run's length shares a word with its
+/// first block, so an entry is 16 bytes (`make bench` measures DRAM per extent). Longer
+/// contiguous mappings are kept as several runs.
+pub const MAX_RUN: u64 = (1 << 16) - 1;
+/// Blocks below this fit a run's word; a device is far smaller (2^48 blocks is 1 EiB).
+pub const BLOCK_LIMIT: u64 = 1 << 48;
+
+/// A run: its first block and its length in pages, packed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run(u64);
+
+impl Run {
+    fn new(block: u64, pages: u64) -> Run {
+        debug_assert!(block < BLOCK_LIMIT && (1..=MAX_RUN).contains(&pages));
+        Run(block << 16 | pages)
+    }
+    fn block(self) -> u64 {
+        self.0 >> 16
+    }
+    fn pages(self) -> u64 {
+        self.0 & MAX_RUN
+    }
+}
+
+/// Mapped runs of a file: start page -> run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExtentMap {
-    runs: BTreeMap<u64, (u64, u64)>,
+    runs: BTreeMap<u64, Run>,
     mapped: u64,
 }
 
@@ -30,8 +54,8 @@ impl ExtentMap {
 
     /// The block backing `page`, if any.
     pub fn lookup(&self, page: u64) -> Option<u64> {
-        let (&s, &(b, n)) = self.runs.range(..=page).next_back()?;
-        (page < s + n).then(|| b + (page - s))
+        let (&s, &r) = self.runs.range(..=page).next_back()?;
+        (page < s + r.pages()).then(|| r.block() + (page - s))
     }
 
     /// Unmap [page, page+count); returns the blocks that were mapped there.
@@ -46,11 +70,12 @@ impl ExtentMap {
             .runs
             .range(..end)
             .rev()
-            .take_while(|(&s, &(_, n))| s + n > page || s >= page)
+            .take_while(|(&s, r)| s + r.pages() > page || s >= page)
             .map(|(&s, _)| s)
             .collect();
         for s in keys {
-            let (b, n) = self.runs[&s];
+            let r = self.runs[&s];
+            let (b, n) = (r.block(), r.pages());
             if s + n <= page {
                 continue;
             }
@@ -58,10 +83,10 @@ impl ExtentMap {
             let cut_start = s.max(page);
             let cut_end = (s + n).min(end);
             if s < cut_start {
-                self.runs.insert(s, (b, cut_start - s));
+                self.runs.insert(s, Run::new(b, cut_start - s));
             }
             if cut_end < s + n {
-                self.runs.insert(cut_end, (b + (cut_end - s), s + n - cut_end));
+                self.runs.insert(cut_end, Run::new(b + (cut_end - s), s + n - cut_end));
             }
             freed.push(Extent { start: b + (cut_start - s), len: cut_end - cut_start });
             self.mapped -= cut_end - cut_start;
@@ -70,6 +95,7 @@ impl ExtentMap {
     }
 
     /// Map [page, page+count) to blocks [block, block+count); returns blocks it replaced.
+    /// The caller keeps `block + count` below [`BLOCK_LIMIT`] (log replay refuses more).
     pub fn insert(&mut self, page: u64, block: u64, count: u64) -> Vec<Extent> {
         // A damaged log can hold a write of no blocks: mapping it would leave an empty run.
         if count == 0 {
@@ -82,21 +108,28 @@ impl ExtentMap {
         let mut start = page;
         let mut blk = block;
         let mut len = count;
-        if let Some((&ps, &(pb, pn))) = self.runs.range(..page).next_back() {
-            if ps + pn == page && pb + pn == block {
+        if let Some((&ps, &pr)) = self.runs.range(..page).next_back() {
+            let (pb, pn) = (pr.block(), pr.pages());
+            if ps + pn == page && pb + pn == block && pn + len <= MAX_RUN {
                 self.runs.remove(&ps);
                 start = ps;
                 blk = pb;
                 len += pn;
             }
         }
-        if let Some(&(nb, nn)) = self.runs.get(&(page + count)) {
-            if nb == block + count {
+        if let Some(&nr) = self.runs.get(&(page + count)) {
+            if nr.block() == block + count && len + nr.pages() <= MAX_RUN {
                 self.runs.remove(&(page + count));
-                len += nn;
+                len += nr.pages();
             }
         }
-        self.runs.insert(start, (blk, len));
+        while len > 0 {
+            let n = len.min(MAX_RUN);
+            self.runs.insert(start, Run::new(blk, n));
+            start += n;
+            blk += n;
+            len -= n;
+        }
         self.mapped += count;
         freed
     }
@@ -110,25 +143,25 @@ impl ExtentMap {
         let end = page.checked_add(count)?;
         let mut before = self.runs.range(..=end).rev();
         let (&k, &v) = before.next()?;
-        let (next, (cur_start, (cur_block, cur_pages))) = if k == end {
+        let (next, (cur_start, cur)) = if k == end {
             let (&ck, &cv) = before.next()?;
             (Some(v), (ck, cv))
         } else {
             (None, (k, v))
         };
-        if count == 0 || cur_start != page || cur_pages != count {
+        if count == 0 || cur_start != page || cur.pages() != count {
             return None;
         }
-        if let Some((&ps, &(pb, pn))) = before.next() {
-            if ps + pn == page && pb + pn == block {
+        if let Some((&ps, &pr)) = before.next() {
+            if ps + pr.pages() == page && pr.block() + pr.pages() == block && pr.pages() + count <= MAX_RUN {
                 return None;
             }
         }
-        if next.is_some_and(|(nb, _)| nb == block + count) {
+        if next.is_some_and(|nr| nr.block() == block + count && nr.pages() + count <= MAX_RUN) {
             return None;
         }
-        self.runs.insert(page, (block, count));
-        Some(vec![Extent { start: cur_block, len: count }])
+        self.runs.insert(page, Run::new(block, count));
+        Some(vec![Extent { start: cur.block(), len: count }])
     }
 
     /// The mapped pieces inside [page, page+count), in order.
@@ -137,11 +170,11 @@ impl ExtentMap {
         let mut out = Vec::new();
         // Backwards from the last run that starts before `end`: one tree descent. Runs do not
         // overlap, so none before the first one that starts at or before `page` reaches it.
-        for (&s, &(b, n)) in self.runs.range(..end).rev() {
+        for (&s, r) in self.runs.range(..end).rev() {
             let lo = s.max(page);
-            let hi = (s + n).min(end);
+            let hi = (s + r.pages()).min(end);
             if lo < hi {
-                out.push(Mapping { page: lo, block: b + (lo - s), pages: hi - lo });
+                out.push(Mapping { page: lo, block: r.block() + (lo - s), pages: hi - lo });
             }
             if s <= page {
                 break;
@@ -153,7 +186,20 @@ impl ExtentMap {
 
     /// Every run, in page order.
     pub fn all(&self) -> Vec<Mapping> {
-        self.runs.iter().map(|(&s, &(b, n))| Mapping { page: s, block: b, pages: n }).collect()
+        self.runs.iter().map(|(&s, r)| Mapping { page: s, block: r.block(), pages: r.pages() }).collect()
+    }
+
+    /// Every run, in page order, with runs that continue each other (kept apart only by
+    /// [`MAX_RUN`]) joined: what a person reading a report wants to see.
+    pub fn all_joined(&self) -> Vec<Mapping> {
+        let mut out: Vec<Mapping> = Vec::new();
+        for m in self.all() {
+            match out.last_mut() {
+                Some(l) if l.page + l.pages == m.page && l.block + l.pages == m.block => l.pages += m.pages,
+                _ => out.push(m),
+            }
+        }
+        out
     }
 
     /// First mapped page at or after `page`.
@@ -167,9 +213,9 @@ impl ExtentMap {
     /// First unmapped page at or after `page`.
     pub fn next_hole(&self, page: u64) -> u64 {
         let mut p = page;
-        while let Some((&s, &(_, n))) = self.runs.range(..=p).next_back() {
-            if p < s + n {
-                p = s + n;
+        while let Some((&s, r)) = self.runs.range(..=p).next_back() {
+            if p < s + r.pages() {
+                p = s + r.pages();
             } else {
                 break;
             }
@@ -268,5 +314,23 @@ mod tests {
         let all = m.remove(0, u64::MAX);
         assert_eq!(all.iter().map(|e| e.len).sum::<u64>(), 7);
         assert_eq!(m.mapped_pages(), 0);
+    }
+
+    #[test]
+    fn a_mapping_longer_than_a_run_is_kept_as_several() {
+        let mut m = ExtentMap::default();
+        let n = 3 * MAX_RUN + 10;
+        m.insert(5, 1 << 40, n);
+        assert_eq!(m.run_count(), 4);
+        assert_eq!(m.mapped_pages(), n);
+        assert_eq!(m.lookup(5 + n - 1), Some((1 << 40) + n - 1));
+        assert_eq!(m.next_hole(5), 5 + n);
+        assert_eq!(m.mappings(0, u64::MAX).iter().map(|r| r.pages).sum::<u64>(), n);
+        let freed = m.remove(6, n - 2);
+        assert_eq!(freed.iter().map(|e| e.len).sum::<u64>(), n - 2);
+        assert_eq!(
+            m.all().iter().map(|r| (r.page, r.pages)).collect::<Vec<_>>(),
+            vec![(5, 1), (5 + n - 1, 1)]
+        );
     }
 }

@@ -153,6 +153,11 @@ impl Fs {
 
     /// Load an inode from PM: its creation record, then its log replayed.
     pub(crate) fn load_inode(&self, ino: Ino) -> Result<InodeState> {
+        self.load_inode_pages(ino).map(|(st, _)| st)
+    }
+
+    /// As [`Fs::load_inode`], with the pages of its log chain (head first).
+    pub(crate) fn load_inode_pages(&self, ino: Ino) -> Result<(InodeState, Vec<u64>)> {
         let off = self.itables.offset(ino).ok_or(Error::NotFound)?;
         if self.pm.read_u64(off + layout::inode::STATE)? != layout::inode::LIVE {
             return Err(Error::NotFound);
@@ -163,7 +168,7 @@ impl Fs {
         let mut st = InodeState::new(ino, off, &creation)?;
         let head = self.pm.read_u64(off + layout::inode::LOG_HEAD)?;
         let tail = self.pm.read_u64(off + layout::inode::LOG_TAIL)?;
-        let (entries, logstate) = log::replay(&self.pm, ino, head, tail, self.alloc.data_range())?;
+        let (entries, logstate, pages) = log::replay(&self.pm, ino, head, tail, self.alloc.data_range())?;
         for e in &entries {
             st.apply(e).map_err(|err| Error::Corrupt(format!("inode {ino}: {}", err.detail())))?;
         }
@@ -171,7 +176,7 @@ impl Fs {
             return Err(Error::Corrupt(format!("inode {ino}: the log ends inside an xattr value")));
         }
         st.log = logstate;
-        Ok(st)
+        Ok((st, pages))
     }
 
     /// The inode, from the cache or loaded from PM.
@@ -186,7 +191,10 @@ impl Fs {
             if let Some(i) = shard.lock().get(&ino) {
                 return Ok(i.clone());
             }
-            match self.load_inode(ino).and_then(|st| self.check_owned(&st).map(|()| st)) {
+            match self
+                .load_inode_pages(ino)
+                .and_then(|(st, pages)| self.check_owned(&st, &pages).map(|()| st))
+            {
                 Ok(st) => {
                     let mut map = shard.lock();
                     if let Some(i) = map.get(&ino) {
@@ -224,7 +232,7 @@ impl Fs {
     /// An inode loaded after mount must own only blocks the allocator counts as used: a block
     /// also on the free list means the image is damaged (two owners, or a bad free-space map),
     /// and using it would let the allocator hand it out again.
-    fn check_owned(&self, st: &InodeState) -> Result<()> {
+    fn check_owned(&self, st: &InodeState, log_pages: &[u64]) -> Result<()> {
         let bad = |what: &str, b: u64| {
             Error::Corrupt(format!("inode {}: {what} block {b} is marked free; run fsck.zpmfs", st.ino))
         };
@@ -240,7 +248,7 @@ impl Fs {
                 return Err(bad("data", m.block));
             }
         }
-        for &p in &st.log.pages {
+        for &p in log_pages {
             if self.alloc.any_free(p, 1) {
                 return Err(bad("log", p));
             }
@@ -285,7 +293,7 @@ impl Fs {
         let staged = match stage(st) {
             // A full device: a log of mostly dead entries (a file chmod-ed over and over) is
             // compacted, which gives back pages, rather than failing the change.
-            Err(Error::NoSpace) if st.log.entries >= 2 * st.live_entries() => {
+            Err(Error::NoSpace) if st.log.entries as u64 >= 2 * st.live_entries() => {
                 self.compact(st)?;
                 stage(st)?
             }
@@ -372,7 +380,8 @@ impl Fs {
     /// then switch head and tail together through the journal.
     fn maybe_compact(&self, st: &mut InodeState) {
         let live = st.live_entries();
-        if st.log.entries < 64 || st.log.entries < 4 * live || st.log.pages.len() < 2 {
+        let entries = st.log.entries as u64;
+        if entries < 64 || entries < 4 * live || st.log.pages < 2 {
             return;
         }
         // Compaction is an optimisation: on failure (no space) the old log stays valid.
@@ -381,6 +390,7 @@ impl Fs {
 
     pub(crate) fn compact(&self, st: &mut InodeState) -> Result<()> {
         let cpu = current_cpu();
+        let old_pages = log::chain_pages(&self.pm, &st.log)?;
         let entries = st.snapshot();
         // Compaction gives back more pages than it takes: it may use the reserve.
         let chain = log::write_chain(&self.pm, &self.alloc, cpu, Pool::Reserve, st.ino, &entries)?;
@@ -394,7 +404,7 @@ impl Fs {
             }
             return Err(e);
         }
-        for p in std::mem::take(&mut st.log.pages) {
+        for p in old_pages {
             self.alloc.free(p, 1);
         }
         st.log = log::LogState::default();
@@ -404,13 +414,15 @@ impl Fs {
 
     /// Free everything of an inode whose last link and last open handle are gone.
     pub(crate) fn destroy(&self, st: &mut InodeState) -> Result<()> {
+        let log_pages = log::chain_pages(&self.pm, &st.log)?;
         self.itables.release(&self.pm, st.ino)?;
         for m in st.extents.all() {
             self.alloc.free(m.block, m.pages);
         }
-        for p in std::mem::take(&mut st.log.pages) {
+        for p in log_pages {
             self.alloc.free(p, 1);
         }
+        st.log = log::LogState::default();
         st.extents = Default::default();
         st.dead = true;
         self.forget_inode(st.ino);

@@ -296,6 +296,7 @@ pub fn fsck_devices(
     // Every live inode: creation record, then its log.
     let mut actions = Vec::new();
     let mut loaded: HashMap<Ino, InodeState> = HashMap::new();
+    let mut log_pages: HashMap<Ino, Vec<u64>> = HashMap::new();
     let mut live = live;
     live.sort_unstable();
     let step = (live.len() as u64 / 10).max(10_000);
@@ -348,6 +349,7 @@ pub fn fsck_devices(
             };
         }
         st.log = partial.state;
+        let mut pages = partial.pages;
         if let Some((good_tail, head_bad, why)) = stop {
             let dropped = total - applied;
             let msg = format!("inode {ino}: {why}; the log is cut there ({dropped} later entries dropped)");
@@ -356,15 +358,17 @@ pub fn fsck_devices(
                     pm.store_u64(off + layout::inode::LOG_HEAD, 0)?;
                     pm.store_u64(off + layout::inode::LOG_TAIL, 0)?;
                     st.log = log::LogState::default();
+                    pages.clear();
                 } else {
                     pm.store_u64(off + layout::inode::LOG_TAIL, good_tail)?;
                     st.log.tail = good_tail;
                     // Pages past the new tail's page hold only dropped entries: free them.
                     let tail_page = good_tail / layout::BLOCK_SIZE;
-                    if let Some(i) = st.log.pages.iter().position(|&pg| pg == tail_page) {
-                        st.log.pages.truncate(i + 1);
+                    if let Some(i) = pages.iter().position(|&pg| pg == tail_page) {
+                        pages.truncate(i + 1);
                     }
-                    st.log.entries = applied as u64;
+                    st.log.pages = pages.len() as u32;
+                    st.log.entries = applied as u32;
                 }
                 pm.persist(off + layout::inode::LOG_HEAD, 16);
             }
@@ -378,6 +382,7 @@ pub fn fsck_devices(
             }
         }
         check_contents(&mut c, &mut st, &mut actions);
+        log_pages.insert(ino, pages);
         loaded.insert(ino, st);
     }
     // Without a root nothing is reachable: recreate it (empty) and let everything else go to
@@ -417,12 +422,12 @@ pub fn fsck_devices(
     inos.sort_unstable();
     for &ino in &inos {
         let st = &loaded[&ino];
-        for &p in &st.log.pages {
+        for &p in log_pages.get(&ino).map_or(&[][..], |v| v) {
             if used.claim(p, 1, &|| String::new()).is_err() {
                 c.unfixable(format!("inode {ino}: log page {p} is also used by something else"));
             }
         }
-        for m in st.extents.all() {
+        for m in st.extents.all_joined() {
             let end = m.block + m.pages;
             // Pages mapped outside the data area become holes a run at a time: one damaged
             // entry can map billions of them.

@@ -145,7 +145,13 @@ impl InodeState {
                 // Bounds a live write never exceeds, so the block-map arithmetic cannot overflow.
                 let pages = *nblocks as u64;
                 let past_end = pgoff.checked_add(pages).is_none_or(|end| end > MAX_FILE_SIZE / BLOCK_SIZE);
-                if past_end || block.checked_add(pages).is_none() || *size > MAX_FILE_SIZE {
+                if block.checked_add(pages).is_none_or(|e| e > crate::extents::BLOCK_LIMIT) {
+                    return Err(Error::Corrupt(format!(
+                        "inode {}: write entry maps {nblocks} pages to block {block}, outside the data area",
+                        self.ino
+                    )));
+                }
+                if past_end || *size > MAX_FILE_SIZE {
                     return Err(Error::Corrupt(format!(
                         "inode {}: write entry maps {nblocks} pages at page {pgoff} to block {block} \
                          (size {size}), past the largest file",

@@ -14,10 +14,11 @@ pub struct LogState {
     pub head: u64,
     /// Device offset of the next entry; 0 = empty.
     pub tail: u64,
-    /// Every page of the chain, head first.
-    pub pages: Vec<u64>,
+    /// Pages in the chain (the pages themselves are on PM: [`chain_pages`]; not kept in DRAM,
+    /// which `make bench` measures per inode).
+    pub pages: u32,
     /// Entries in the log (to decide when to compact it).
-    pub entries: u64,
+    pub entries: u32,
 }
 
 /// Entries written past the tail but not yet committed.
@@ -181,30 +182,59 @@ impl LogState {
     pub fn apply_staged(&mut self, s: &Staged) {
         if let Some(h) = s.new_head {
             self.head = h;
-            self.pages.push(h);
         }
-        for p in &s.new_pages {
-            if Some(*p) != s.new_head {
-                self.pages.push(*p);
-            }
-        }
+        self.pages = self.pages.saturating_add(s.new_pages.len() as u32);
         self.tail = s.new_tail;
-        self.entries += s.entries;
+        self.entries = self.entries.saturating_add(s.entries as u32);
     }
+}
+
+/// The page that holds the entry ending at `tail` (a tail at a page boundary ends the page
+/// before it).
+fn last_page(tail: u64) -> u64 {
+    if in_page(tail) == 0 {
+        page_of(tail) - 1
+    } else {
+        page_of(tail)
+    }
+}
+
+/// Every page of a committed log's chain, head first, read from PM: from the head along the
+/// next pointers to the tail's page (pages past it belong to no committed entry). The chain
+/// was checked when the inode was loaded; a chain longer than `log.pages` is damage.
+pub fn chain_pages(pm: &PmRegion, log: &LogState) -> Result<Vec<u64>> {
+    if log.head == 0 {
+        return Ok(Vec::new());
+    }
+    let mut pages = vec![log.head];
+    if log.tail == 0 {
+        return Ok(pages);
+    }
+    let last = last_page(log.tail);
+    let mut page = log.head;
+    while page != last {
+        if pages.len() > log.pages as usize {
+            return Err(Error::Corrupt(format!("log page chain from {} does not reach its tail", log.head)));
+        }
+        page = pm.read_u64(page * BLOCK_SIZE + logpage::NEXT)?;
+        pages.push(page);
+    }
+    Ok(pages)
 }
 
 /// A log read back as far as it is sound (for fsck).
 pub struct Partial {
     /// Entries in order, each with its device offset.
     pub entries: Vec<(u64, Entry)>,
-    /// The chain's pages that were reached (all of them when `error` is None).
     pub state: LogState,
+    /// The chain's pages that were reached (all of them when `error` is None), head first.
+    pub pages: Vec<u64>,
     /// Where reading stopped early: the tail that keeps every sound entry, whether the head
     /// page itself is unusable, and why.
     pub error: Option<(u64, bool, Error)>,
 }
 
-/// Read back a log: every committed entry in order, and the pages of the chain.
+/// Read back a log: every committed entry in order, its state, and the pages of the chain.
 /// `data` is the allocatable block range; anything outside it is corruption.
 pub fn replay(
     pm: &PmRegion,
@@ -212,12 +242,12 @@ pub fn replay(
     head: u64,
     tail: u64,
     data: (u64, u64),
-) -> Result<(Vec<Entry>, LogState)> {
+) -> Result<(Vec<Entry>, LogState, Vec<u64>)> {
     let p = replay_partial(pm, owner, head, tail, data)?;
     if let Some((_, _, e)) = p.error {
         return Err(e);
     }
-    Ok((p.entries.into_iter().map(|(_, e)| e).collect(), p.state))
+    Ok((p.entries.into_iter().map(|(_, e)| e).collect(), p.state, p.pages))
 }
 
 /// Read a log up to its tail or its first unsound part. Only device errors fail outright.
@@ -236,7 +266,8 @@ pub fn replay_partial(pm: &PmRegion, owner: u64, head: u64, tail: u64, data: (u6
     };
     let mut out = Partial {
         entries: Vec::new(),
-        state: LogState { head, tail, pages: Vec::new(), entries: 0 },
+        state: LogState { head, tail, pages: 0, entries: 0 },
+        pages: Vec::new(),
         error: None,
     };
     if head == 0 {
@@ -249,8 +280,9 @@ pub fn replay_partial(pm: &PmRegion, owner: u64, head: u64, tail: u64, data: (u6
         out.error = Some((0, true, e));
         return Ok(out);
     }
-    out.state.pages.push(head);
+    out.pages.push(head);
     if tail == 0 {
+        out.state.pages = 1;
         return Ok(out);
     }
     // A chain that comes back to a page it passed loops; replaying round it until the chain
@@ -278,7 +310,7 @@ pub fn replay_partial(pm: &PmRegion, owner: u64, head: u64, tail: u64, data: (u6
                 out.error = Some((pos, false, bad(format!("page chain loops back to page {next}"))));
                 break;
             }
-            out.state.pages.push(next);
+            out.pages.push(next);
             pos = next * BLOCK_SIZE + LOG_HEADER;
             continue;
         }
@@ -298,6 +330,7 @@ pub fn replay_partial(pm: &PmRegion, owner: u64, head: u64, tail: u64, data: (u6
         }
         pos += len;
     }
-    out.state.entries = out.entries.len() as u64;
+    out.state.entries = out.entries.len() as u32;
+    out.state.pages = out.pages.len() as u32;
     Ok(out)
 }

@@ -206,11 +206,13 @@ impl Fs {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(live.len() / 256 + 1);
         let chunk = live.len().div_ceil(threads.max(1)).max(1);
         let this = &*self;
-        let results: Vec<Result<Vec<InodeState>>> = std::thread::scope(|s| {
+        let results: Vec<Result<Vec<(InodeState, Vec<u64>)>>> = std::thread::scope(|s| {
             let handles: Vec<_> = live
                 .chunks(chunk)
                 .map(|part| {
-                    s.spawn(move || part.iter().map(|&ino| this.load_inode(ino)).collect::<Result<Vec<_>>>())
+                    s.spawn(move || {
+                        part.iter().map(|&ino| this.load_inode_pages(ino)).collect::<Result<Vec<_>>>()
+                    })
                 })
                 .collect();
             handles
@@ -219,8 +221,11 @@ impl Fs {
                 .collect()
         });
         let mut loaded: HashMap<Ino, InodeState> = HashMap::with_capacity(live.len());
+        // Log pages are not kept in DRAM after mount; the rebuild claims them once.
+        let mut log_pages: HashMap<Ino, Vec<u64>> = HashMap::with_capacity(live.len());
         for part in results {
-            for st in part.map_err(|e| Error::Corrupt(format!("{}; run fsck.zpmfs", e.detail())))? {
+            for (st, pages) in part.map_err(|e| Error::Corrupt(format!("{}; run fsck.zpmfs", e.detail())))? {
+                log_pages.insert(st.ino, pages);
                 loaded.insert(st.ino, st);
             }
         }
@@ -267,15 +272,14 @@ impl Fs {
             used.claim(b, 1, &|| "inode table".to_string())?;
         }
         let mut orphans = 0;
-        for (ino, mut st) in loaded {
+        for (ino, st) in loaded {
             if !reachable.contains_key(&ino) {
                 // Freed without touching the allocator: its blocks are simply never claimed.
                 self.itables.release(&self.pm, ino)?;
-                st.log.pages.clear();
                 orphans += 1;
                 continue;
             }
-            for &p in &st.log.pages {
+            for &p in log_pages.get(&ino).map_or(&[][..], |v| v) {
                 used.claim(p, 1, &|| format!("inode {ino} log"))?;
             }
             for m in st.extents.all() {
