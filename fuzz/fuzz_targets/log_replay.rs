@@ -89,7 +89,7 @@ fn replay_one(pm: &PmRegion, ino: Ino, off: u64, data: (u64, u64)) {
     assert_eq!(merged_runs(&st), merged_runs(&again), "inode {ino}: compaction changes the block map");
     assert_eq!(st.dir.as_ref().map(|d| d.all()), again.dir.as_ref().map(|d| d.all()));
     assert_eq!(st.xattrs, again.xattrs);
-    let attrs = |s: &InodeState| (s.size, s.nlink, s.perm, s.uid, s.gid, s.parent);
+    let attrs = |s: &InodeState| (s.size, s.nlink, s.perm, s.uid, s.gid, s.parent());
     assert_eq!(attrs(&st), attrs(&again), "inode {ino}: compaction changes the attributes");
 }
 

@@ -23,12 +23,55 @@ const COOKIE_MASK: u64 = (1 << 60) - 1;
 /// Cookies a name may take: its hash window.
 const WINDOW: u64 = 0x100;
 
-/// What the index keeps per entry (the cookie is its key).
+/// A name, inline when short (most are), so that an entry needs no allocation of its own.
+#[derive(Debug, Clone)]
+enum Name {
+    Inline { len: u8, bytes: [u8; INLINE_NAME] },
+    Heap(Box<[u8]>),
+}
+
+/// Longest name kept inline: the inline form is no larger than a boxed slice plus a tag.
+const INLINE_NAME: usize = 22;
+
+impl Name {
+    fn new(name: &[u8]) -> Name {
+        if name.len() <= INLINE_NAME {
+            let mut bytes = [0u8; INLINE_NAME];
+            bytes[..name.len()].copy_from_slice(name);
+            Name::Inline { len: name.len() as u8, bytes }
+        } else {
+            Name::Heap(Box::from(name))
+        }
+    }
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Name::Inline { len, bytes } => &bytes[..*len as usize],
+            Name::Heap(b) => b,
+        }
+    }
+}
+
+/// What the index keeps per entry (the cookie is its key): 32 bytes.
 #[derive(Debug, Clone)]
 struct Entry {
-    name: Box<[u8]>,
-    ino: Ino,
-    kind: FileKind,
+    name: Name,
+    /// The inode number, with the kind code in the top byte.
+    ino_kind: u64,
+}
+
+/// Inode numbers an entry can hold (far more than the inode tables can).
+const INO_LIMIT: u64 = 1 << 56;
+
+impl Entry {
+    fn new(name: &[u8], ino: Ino, kind: FileKind) -> Entry {
+        Entry { name: Name::new(name), ino_kind: ino | (kind_code(kind) as u64) << 56 }
+    }
+    fn ino(&self) -> Ino {
+        self.ino_kind & (INO_LIMIT - 1)
+    }
+    fn kind(&self) -> FileKind {
+        kind_from_code((self.ino_kind >> 56) as u8).unwrap_or(FileKind::Regular)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -38,6 +81,8 @@ pub struct DirIndex {
     strays: Option<Box<HashMap<Box<[u8]>, u64>>>,
     next_cookie: u64,
     subdirs: u32,
+    /// The directory's parent (its `..`).
+    parent: Ino,
 }
 
 /// The first cookie of `name`'s window.
@@ -85,16 +130,30 @@ pub fn check_name(name: &[u8]) -> Result<()> {
 }
 
 impl DirIndex {
+    /// An empty index of a directory whose parent is `parent`.
+    pub fn new(parent: Ino) -> DirIndex {
+        DirIndex { parent, ..Default::default() }
+    }
+    pub fn parent(&self) -> Ino {
+        self.parent
+    }
+    pub fn set_parent(&mut self, parent: Ino) {
+        self.parent = parent;
+    }
+
     /// The cookie of the entry named `name`, if any.
     fn cookie_of(&self, name: &[u8]) -> Option<u64> {
         let base = window_of(name);
-        let found =
-            self.by_cookie.range(base..base + WINDOW).find(|(_, e)| &*e.name == name).map(|(&c, _)| c);
+        let found = self
+            .by_cookie
+            .range(base..base + WINDOW)
+            .find(|(_, e)| e.name.as_bytes() == name)
+            .map(|(&c, _)| c);
         found.or_else(|| self.strays.as_ref().and_then(|s| s.get(name).copied()))
     }
 
     fn slot(cookie: u64, e: &Entry) -> DirSlot {
-        DirSlot { ino: e.ino, cookie, kind: e.kind }
+        DirSlot { ino: e.ino(), cookie, kind: e.kind() }
     }
 
     pub fn get(&self, name: &[u8]) -> Option<DirSlot> {
@@ -136,6 +195,13 @@ impl DirIndex {
                 slot.cookie
             )));
         }
+        if slot.ino >= INO_LIMIT {
+            return Err(Error::Corrupt(format!(
+                "directory entry {:?} names impossible inode {}",
+                String::from_utf8_lossy(&name),
+                slot.ino
+            )));
+        }
         if self.cookie_of(&name).is_some() || self.by_cookie.contains_key(&slot.cookie) {
             return Err(Error::Corrupt(format!(
                 "directory entry {:?} added twice",
@@ -148,12 +214,11 @@ impl DirIndex {
         if slot.cookie > COOKIE_MASK {
             self.next_cookie = self.next_cookie.max(slot.cookie + 1);
         }
-        let name: Box<[u8]> = name.into_boxed_slice();
         let base = window_of(&name);
         if !(base..base + WINDOW).contains(&slot.cookie) {
-            self.strays.get_or_insert_with(Box::default).insert(name.clone(), slot.cookie);
+            self.strays.get_or_insert_with(Box::default).insert(Box::from(&name[..]), slot.cookie);
         }
-        self.by_cookie.insert(slot.cookie, Entry { name, ino: slot.ino, kind: slot.kind });
+        self.by_cookie.insert(slot.cookie, Entry::new(&name, slot.ino, slot.kind));
         Ok(())
     }
 
@@ -169,7 +234,7 @@ impl DirIndex {
                 self.strays = None;
             }
         }
-        if e.kind == FileKind::Directory {
+        if e.kind() == FileKind::Directory {
             self.subdirs -= 1;
         }
         Ok(Self::slot(cookie, &e))
@@ -177,7 +242,11 @@ impl DirIndex {
 
     /// Entries with cookie >= `from`, in cookie order, at most `max`.
     pub fn list_from(&self, from: u64, max: usize) -> Vec<(Vec<u8>, DirSlot)> {
-        self.by_cookie.range(from..).take(max).map(|(&c, e)| (e.name.to_vec(), Self::slot(c, e))).collect()
+        self.by_cookie
+            .range(from..)
+            .take(max)
+            .map(|(&c, e)| (e.name.as_bytes().to_vec(), Self::slot(c, e)))
+            .collect()
     }
 
     /// Every entry (for compaction and recovery).
@@ -218,7 +287,7 @@ mod tests {
         let c = d.take_cookie(b"x");
         d.add(b"x".to_vec(), DirSlot { ino: 1, cookie: c, kind: FileKind::Regular }).unwrap();
         // Another name that happened to hash the same takes the following slot.
-        d.by_cookie.insert(c + 1, Entry { name: Box::from(&b"y"[..]), ino: 2, kind: FileKind::Regular });
+        d.by_cookie.insert(c + 1, Entry::new(b"y", 2, FileKind::Regular));
         let c2 = d.take_cookie(b"x");
         assert_eq!(c2, c + 2);
         assert!(c2 < COOKIE_MASK);
@@ -243,6 +312,30 @@ mod tests {
         assert_eq!((d.len(), d.subdirs()), (2, 1));
         d.remove(b"older").unwrap();
         assert!(d.strays.is_none(), "the side list goes once empty");
+    }
+
+    #[test]
+    fn an_entry_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 32);
+    }
+
+    #[test]
+    fn short_and_long_names_round_trip() {
+        let mut d = DirIndex::default();
+        let long = vec![b'l'; 200];
+        for (i, n) in
+            [&b"a"[..], &[b's'; INLINE_NAME][..], &[b't'; INLINE_NAME + 1][..], &long[..]].iter().enumerate()
+        {
+            let cookie = d.take_cookie(n);
+            d.add(n.to_vec(), DirSlot { ino: 1 + i as u64, cookie, kind: FileKind::Regular }).unwrap();
+            assert_eq!(d.get(n).map(|s| s.ino), Some(1 + i as u64));
+        }
+        let mut names: Vec<Vec<u8>> = d.all().into_iter().map(|(n, _)| n).collect();
+        names.sort();
+        assert_eq!(
+            names.iter().map(|n| n.len()).collect::<Vec<_>>(),
+            vec![1, 200, INLINE_NAME, INLINE_NAME + 1]
+        );
     }
 
     #[test]

@@ -441,7 +441,7 @@ impl Fs {
                 let dir = p.dir.as_ref().ok_or(Error::NotDir)?;
                 match name {
                     b"." => DirSlot { ino: parent, cookie: 0, kind: FileKind::Directory },
-                    b".." => DirSlot { ino: p.parent, cookie: 0, kind: FileKind::Directory },
+                    b".." => DirSlot { ino: p.parent(), cookie: 0, kind: FileKind::Directory },
                     _ => dir.get(name).ok_or(Error::NotFound)?,
                 }
             };
@@ -791,7 +791,7 @@ impl Fs {
             if cur == ROOT_INO {
                 return Ok(false);
             }
-            cur = self.inode(cur)?.read().parent;
+            cur = self.inode(cur)?.read().parent();
         }
         Err(Error::Corrupt(format!("directory {dir}: parent chain does not reach the root")))
     }
@@ -1038,7 +1038,7 @@ impl Fs {
         }
         if offset <= 1 && out.len() < max {
             out.push(DirEntry {
-                ino: st.parent,
+                ino: st.parent(),
                 next_offset: 2,
                 kind: FileKind::Directory,
                 name: b"..".to_vec(),

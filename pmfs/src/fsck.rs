@@ -613,7 +613,7 @@ fn walk_tree(
             reached.insert(slot.ino);
             if slot.kind == FileKind::Directory {
                 queue.push_back(slot.ino);
-                let parent = loaded[&slot.ino].parent;
+                let parent = loaded[&slot.ino].parent();
                 if parent != dir
                     && c.problem(format!("directory {}: '..' is {parent}, should be {dir}", slot.ino), true)
                 {

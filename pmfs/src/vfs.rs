@@ -19,8 +19,10 @@ pub const MAX_FILE_SIZE: u64 = 1 << 44;
 /// Most hard links to one inode.
 pub const LINK_MAX: u32 = 65000;
 
-/// A point in time with nanoseconds, as stored on PM.
+/// A point in time with nanoseconds, as stored on PM. Packed to 12 bytes: every inode keeps
+/// three in DRAM (`make bench` measures DRAM per inode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[repr(C, packed(4))]
 pub struct Timespec {
     pub sec: i64,
     pub nsec: u32,
