@@ -552,6 +552,14 @@ impl Entry {
     /// Encode with header and crc.
     pub fn encode(&self) -> Vec<u8> {
         let mut b = vec![0u8; self.len()];
+        self.encode_to(&mut b);
+        b
+    }
+
+    /// Encode into `b`, which is exactly [`Entry::len`] bytes and all zero (no allocation:
+    /// the log's append path encodes every entry of every operation).
+    pub fn encode_to(&self, b: &mut [u8]) {
+        let mut b = b;
         let k = match self {
             Entry::Attr { mode, uid, gid, size, atime, mtime, ctime } => {
                 put32(&mut b, 8, *mode);
@@ -621,10 +629,9 @@ impl Entry {
         };
         b[0] = k;
         let len = b.len() as u16;
-        put16(&mut b, 2, len);
-        let c = crc(&b);
-        put32(&mut b, 4, c);
-        b
+        put16(b, 2, len);
+        let c = crc(b);
+        put32(b, 4, c);
     }
 
     /// Length field of the entry header at the start of `b` (to know how much to read).

@@ -59,9 +59,12 @@ fn append_entries(
     entries: &[Entry],
     new_pages: &mut Vec<u64>,
 ) -> Result<u64> {
+    let mut buf = [0u8; BLOCK_SIZE as usize];
     for e in entries {
-        let bytes = e.encode();
-        let len = bytes.len() as u64;
+        let len = e.len() as u64;
+        let bytes = &mut buf[..len as usize];
+        bytes.fill(0);
+        e.encode_to(bytes);
         if in_page(pos) + len > BLOCK_SIZE || in_page(pos) == 0 {
             // Mark the rest of this page unused, so replay skips whatever an uncommitted
             // append left there, then link a fresh page.
