@@ -176,9 +176,19 @@ static ssize_t zuf_read_iter(struct kiocb *iocb, struct iov_iter *to)
 	return zuf_rw(iocb, to, false);
 }
 
+/* Drop every application mapping of the pages under [pos, pos + len). */
+static void zuf_unmap_range(struct inode *inode, loff_t pos, size_t len)
+{
+	loff_t start = pos & PAGE_MASK;
+
+	unmap_mapping_range(inode->i_mapping, start, PAGE_ALIGN(pos + len) - start, 1);
+}
+
 static ssize_t zuf_write_iter(struct kiocb *iocb, struct iov_iter *from)
 {
 	struct inode *inode = file_inode(iocb->ki_filp);
+	loff_t pos;
+	size_t len;
 	ssize_t ret;
 
 	if (iocb->ki_flags & IOCB_NOWAIT)
@@ -190,7 +200,20 @@ static ssize_t zuf_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	ret = file_remove_privs(iocb->ki_filp);
 	if (ret)
 		goto out;
+	pos = iocb->ki_pos;
+	len = iov_iter_count(from);
+	/*
+	 * write() puts data in fresh blocks (copy on write) and the server frees the old ones:
+	 * no application mapping may keep pointing at them. Unmapped before, so the range is
+	 * faulted in again from the new blocks; and after, for a fault that raced with the
+	 * write and mapped an old block. The invalidate lock is not held across the write: the
+	 * server maps the caller's buffer, which may itself be a mapping of this file.
+	 */
+	if (mapping_mapped(inode->i_mapping))
+		zuf_unmap_range(inode, pos, len);
 	ret = zuf_rw(iocb, from, true);
+	if (mapping_mapped(inode->i_mapping))
+		zuf_unmap_range(inode, pos, len);
 out:
 	inode_unlock(inode);
 	return ret;

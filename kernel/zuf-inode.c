@@ -210,11 +210,14 @@ int zuf_setattr(struct user_namespace *mnt_userns, struct dentry *dentry,
 		return 0;
 
 	if (truncate) {
-		/* No fault may map a block the server is about to free. */
+		/*
+		 * No fault may map a block the server is about to free. The page holding the new
+		 * end goes too: the server gives it a fresh copy with the bytes past the end zeroed.
+		 */
 		filemap_invalidate_lock(inode->i_mapping);
 		if (iattr->ia_size < i_size_read(inode))
 			unmap_mapping_range(inode->i_mapping,
-					    round_up(iattr->ia_size, PAGE_SIZE), 0, 1);
+					    round_down(iattr->ia_size, PAGE_SIZE), 0, 1);
 	}
 	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
 	if (!err)
