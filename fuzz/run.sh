@@ -9,6 +9,7 @@
 # that failed, to replay with `fuzz/target/x86_64-unknown-linux-gnu/release/TARGET FILE`);
 # the last line is `N passed, M failed`. A panic, an input running past 10 s (-timeout) and
 # a process over 2 GiB (-rss_limit_mb) are failures. Exit status 1 if any target failed.
+# FUZZ_RUNS=N stops a target after N executions (libFuzzer's -runs) if that comes first.
 
 set -u
 cd "$(dirname "$0")"
@@ -51,7 +52,7 @@ for t in "${targets[@]}"; do
     log="artifacts/$t/last-run.log"
     TIMEFORMAT='%U %S'
     began=$(date +%s)
-    { time timeout $((secs + 120)) "$bin/$t" "corpus/$t" -max_total_time="$secs" -timeout=10 \
+    { time timeout $((secs + 120)) "$bin/$t" "corpus/$t" -max_total_time="$secs" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -timeout=10 \
         -rss_limit_mb=2048 -max_len=256 -workers=1 -print_final_stats=1 -artifact_prefix="artifacts/$t/" \
         >"$log" 2>&1; } 2>"artifacts/$t/cpu"
     rc=$?

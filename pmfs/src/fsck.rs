@@ -460,36 +460,33 @@ pub fn fsck_devices(
     walk_tree(ROOT_INO, &loaded, &mut c, &mut actions, &mut reached, &mut names);
 
     // Unreachable inodes: orphans. After a crash, mount frees them; on a clean image they
-    // are lost files, reconnected to /lost+found with everything below them.
-    let named_by_orphan_dir: HashSet<Ino> = loaded
-        .iter()
-        .filter(|(i, s)| !reached.contains(i) && s.dir.is_some())
-        .flat_map(|(_, s)| {
-            s.dir.as_ref().map(|d| d.all()).unwrap_or_default().into_iter().map(|(_, sl)| sl.ino)
-        })
-        .collect();
+    // are lost files, reconnected to /lost+found with everything below them, as e2fsck does:
+    // directories first, each lost subtree by its topmost lost directory (found through
+    // '..'), then the other files no directory (reconnected or not) validly names.
     let mut orphans: Vec<Ino> = loaded.keys().filter(|i| !reached.contains(i)).copied().collect();
-    orphans.sort_unstable();
+    orphans.sort_unstable_by_key(|i| (loaded[i].kind != FileKind::Directory, *i));
     for ino in orphans {
         let st = &loaded[&ino];
         if (!clean && !root_recreated) || (st.kind != FileKind::Directory && st.nlink == 0) {
             c.report.notes.push(format!("inode {ino} is unlinked; mount frees it"));
             continue;
         }
-        if named_by_orphan_dir.contains(&ino) || reached.contains(&ino) {
-            continue;
-        }
-        let what = format!(
-            "inode {ino} ({:?}, {} bytes) is not in any directory; it goes to /lost+found",
-            st.kind, st.size
-        );
-        if c.problem(what, false) {
-            actions.push(Action::Reconnect { ino });
-        }
-        // What it names is reachable again once it is reconnected: check and count it as such.
-        reached.insert(ino);
-        if st.kind == FileKind::Directory {
-            walk_tree(ino, &loaded, &mut c, &mut actions, &mut reached, &mut names);
+        // Each round reconnects one more inode, so this ends; usually the first reaches `ino`.
+        while !reached.contains(&ino) {
+            let top = lost_subtree_top(ino, &loaded, &reached);
+            let st = &loaded[&top];
+            let what = format!(
+                "inode {top} ({:?}, {} bytes) is not in any directory; it goes to /lost+found",
+                st.kind, st.size
+            );
+            if c.problem(what, false) {
+                actions.push(Action::Reconnect { ino: top });
+            }
+            // What it names is reachable again once it is reconnected: check and count it as such.
+            reached.insert(top);
+            if st.kind == FileKind::Directory {
+                walk_tree(top, &loaded, &mut c, &mut actions, &mut reached, &mut names);
+            }
         }
     }
 
@@ -624,6 +621,25 @@ fn walk_tree(
             }
         }
     }
+}
+
+/// The topmost unreachable directory above `ino` (`ino` itself if it is not a directory): up
+/// through '..' while the parent is an unreachable directory that names the child, stopping
+/// where the chain loops.
+fn lost_subtree_top(ino: Ino, loaded: &HashMap<Ino, InodeState>, reached: &HashSet<Ino>) -> Ino {
+    let mut top = ino;
+    let mut seen = HashSet::from([ino]);
+    while let Some(p) = loaded.get(&top).filter(|s| s.kind == FileKind::Directory).map(|s| s.parent()) {
+        let names_top = !reached.contains(&p)
+            && loaded.get(&p).and_then(|d| d.dir.as_ref()).is_some_and(|d| {
+                d.all().iter().any(|(_, sl)| sl.ino == top && sl.kind == FileKind::Directory)
+            });
+        if !names_top || !seen.insert(p) {
+            break;
+        }
+        top = p;
+    }
+    top
 }
 
 /// Why a symlink's target cannot be read back whole, if it cannot: wrong length, pages not

@@ -254,18 +254,21 @@ impl InodeState {
                 }
             },
             Entry::XattrSet { ctime, name, value } => {
+                // Refused before the piece is taken: an entry that fails leaves the state as it
+                // was (fsck cuts a log where an unfinished value started).
+                if self
+                    .xattr_piece
+                    .as_ref()
+                    .is_some_and(|p| p.0 != *name || p.1.len() + value.len() > XATTR_VALUE_MAX)
+                {
+                    return Err(Error::Corrupt(format!("inode {}: xattr value pieces do not fit", self.ino)));
+                }
                 let value = match self.xattr_piece.take() {
                     None => value.clone(),
-                    Some(p) if p.0 == *name && p.1.len() + value.len() <= XATTR_VALUE_MAX => {
+                    Some(p) => {
                         let (_, mut whole) = *p;
                         whole.extend_from_slice(value);
                         whole
-                    }
-                    Some(_) => {
-                        return Err(Error::Corrupt(format!(
-                            "inode {}: xattr value pieces do not fit",
-                            self.ino
-                        )))
                     }
                 };
                 self.xattrs.insert(name.clone(), value);
