@@ -4,12 +4,14 @@ use std::collections::BTreeMap;
 
 use crate::alloc::Extent;
 
-/// Longest run one map entry holds, in pages (256 MiB): a run's length shares a word with its
+/// Longest run one map entry holds, in pages (64 GiB): a run's length shares a word with its
 /// first block, so an entry is 16 bytes (`make bench` measures DRAM per extent). Longer
-/// contiguous mappings are kept as several runs.
-pub const MAX_RUN: u64 = (1 << 16) - 1;
-/// Blocks below this fit a run's word; a device is far smaller (2^48 blocks is 1 EiB).
-pub const BLOCK_LIMIT: u64 = 1 << 48;
+/// contiguous mappings are kept as several runs; the largest a log entry can name (2^32
+/// pages) takes 256.
+pub const MAX_RUN: u64 = (1 << RUN_BITS) - 1;
+const RUN_BITS: u32 = 24;
+/// Blocks below this fit a run's word: 2^40 blocks, 4 PiB, far more than any PM device.
+pub const BLOCK_LIMIT: u64 = 1 << (64 - RUN_BITS);
 
 /// A run: its first block and its length in pages, packed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,10 +20,10 @@ struct Run(u64);
 impl Run {
     fn new(block: u64, pages: u64) -> Run {
         debug_assert!(block < BLOCK_LIMIT && (1..=MAX_RUN).contains(&pages));
-        Run(block << 16 | pages)
+        Run(block << RUN_BITS | pages)
     }
     fn block(self) -> u64 {
-        self.0 >> 16
+        self.0 >> RUN_BITS
     }
     fn pages(self) -> u64 {
         self.0 & MAX_RUN
@@ -320,10 +322,10 @@ mod tests {
     fn a_mapping_longer_than_a_run_is_kept_as_several() {
         let mut m = ExtentMap::default();
         let n = 3 * MAX_RUN + 10;
-        m.insert(5, 1 << 40, n);
+        m.insert(5, 1 << 30, n);
         assert_eq!(m.run_count(), 4);
         assert_eq!(m.mapped_pages(), n);
-        assert_eq!(m.lookup(5 + n - 1), Some((1 << 40) + n - 1));
+        assert_eq!(m.lookup(5 + n - 1), Some((1 << 30) + n - 1));
         assert_eq!(m.next_hole(5), 5 + n);
         assert_eq!(m.mappings(0, u64::MAX).iter().map(|r| r.pages).sum::<u64>(), n);
         let freed = m.remove(6, n - 2);
