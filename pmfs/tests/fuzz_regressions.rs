@@ -667,3 +667,25 @@ fn fsck_cuts_an_unfinished_xattr_value_refused_by_a_set_of_another_name() {
     assert_eq!(fs.getxattr(f, b"user.x").unwrap(), b"1");
     assert!(fs.getxattr(f, b"user.a").is_err() && fs.getxattr(f, b"user.b").is_err());
 }
+
+/// fuzz target recovery: after a crash, a Write entry mapping blocks just past the end of the
+/// device (inside the last 64-block word of the rebuild's bitmap) passed the rebuild; the
+/// next, clean mount refused the file. The rebuild now refuses blocks past the device.
+#[test]
+fn recovery_refuses_blocks_just_past_the_device() {
+    let blocks = 4096 + 10; // the bitmap's last word covers 54 blocks past the end
+    let img = Image::new("fuzz-past-end", blocks * BLOCK_SIZE);
+    let fs = img.mount();
+    let f = fs.mknod(ROOT_INO, b"f", libc::S_IFREG | 0o644, 0, ME).unwrap().ino;
+    fs.write(f, 0, b"data", false).unwrap();
+    fs.unmount().unwrap();
+    drop(fs);
+    let t = Timespec { sec: 1, nsec: 0 };
+    append_entry(&img.path, f, &Entry::Write { pgoff: 0, block: blocks + 20, nblocks: 4, size: 4, mtime: t });
+    set_state_word(&img.path, STATE_BLOCK * BLOCK_SIZE + state::CLEAN, 0);
+    match Fs::mount(&img.path, &MountOptions::default()) {
+        Err(Error::Corrupt(msg)) => assert!(msg.contains("past the end"), "{msg}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("recovery accepted blocks past the end of the device"),
+    }
+}
