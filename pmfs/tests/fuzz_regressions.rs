@@ -667,3 +667,37 @@ fn fsck_cuts_an_unfinished_xattr_value_refused_by_a_set_of_another_name() {
     assert_eq!(fs.getxattr(f, b"user.x").unwrap(), b"1");
     assert!(fs.getxattr(f, b"user.a").is_err() && fs.getxattr(f, b"user.b").is_err());
 }
+
+/// fuzz target recovery: a Write entry mapping a block just past the end of a device whose
+/// block count is not a multiple of 64. Recovery's block map checked the range a 64-block
+/// word at a time, so it accepted the block, and reading the file then went past the device.
+#[test]
+fn recovery_refuses_data_blocks_just_past_the_device() {
+    let size = SIZE + 4 * BLOCK_SIZE;
+    let img = Image::new("fuzz-recovery-past-device", size);
+    let fs = img.mount();
+    let f = fs.mknod(ROOT_INO, b"f", libc::S_IFREG | 0o644, 0, ME).unwrap().ino;
+    fs.write(f, 0, b"data", false).unwrap();
+    fs.unmount().unwrap();
+    drop(fs);
+    let t = Timespec { sec: 1, nsec: 0 };
+    let past = size / BLOCK_SIZE + 1;
+    assert_ne!(past % 64, 0, "test setup: the block must lie in the block map's last word");
+    append_entry(
+        &img.path,
+        f,
+        &Entry::Write { pgoff: 1, block: past, nblocks: 1, size: 2 * BLOCK_SIZE, mtime: t },
+    );
+    set_state_word(&img.path, STATE_BLOCK * BLOCK_SIZE + state::CLEAN, 0);
+    match Fs::mount(&img.path, &MountOptions::default()) {
+        Err(Error::Corrupt(msg)) => assert!(msg.contains("past the end"), "{msg}"),
+        Err(e) => panic!("mount refused, but not naming the damage: {e}"),
+        Ok(_) => panic!("recovery accepted a data block past the device"),
+    }
+    repair(&img.path);
+    assert_eq!(check(&img.path), Vec::<String>::new());
+    let fs = img.mount();
+    let mut buf = [0u8; 8];
+    assert_eq!(fs.read(f, 0, &mut buf).unwrap(), 8);
+    assert_eq!(&buf[..4], b"data");
+}
