@@ -21,6 +21,7 @@ use crate::vfs::{FileKind, Ino, ROOT_INO};
 /// One bit per block, for the rebuild.
 pub(crate) struct BlockMap {
     bits: Vec<u64>,
+    /// The device's blocks: the last word of `bits` has room for up to 63 more.
     blocks: u64,
 }
 
@@ -28,14 +29,12 @@ impl BlockMap {
     pub(crate) fn new(blocks: u64) -> BlockMap {
         BlockMap { bits: vec![0; blocks.div_ceil(64) as usize], blocks }
     }
-    /// Mark blocks used; error if any already was (two owners).
+    /// Mark blocks used; error if any already was (two owners) or is past the device.
     pub(crate) fn claim(&mut self, start: u64, len: u64, owner: &dyn Fn() -> String) -> Result<()> {
         let end = start
             .checked_add(len)
+            .filter(|&end| end <= self.blocks)
             .ok_or_else(|| Error::Corrupt(format!("{}: blocks {start}+{len} are past the end", owner())))?;
-        if end > self.blocks {
-            return Err(Error::Corrupt(format!("{}: blocks {start}+{len} are past the end", owner())));
-        }
         for b in start..end {
             let (w, bit) = ((b / 64) as usize, b % 64);
             let word = self
