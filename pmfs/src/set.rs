@@ -36,7 +36,24 @@ enum Head {
 }
 
 fn read_head(dev: &Device) -> Head {
-    let Ok(head) = dev.read_head(2 * BLOCK_SIZE as usize) else { return Head::Other };
+    match dev.read_head(2 * BLOCK_SIZE as usize) {
+        Ok(head) => classify(&head),
+        Err(_) => Head::Other,
+    }
+}
+
+/// What a device not named by the user holds, read without opening it as a [`Device`] (no
+/// lock: another mounted zpmfs holds its devices locked, and waiting on each would stall).
+fn peek_head(path: &Path) -> Head {
+    use std::io::Read;
+    let mut head = vec![0u8; 2 * BLOCK_SIZE as usize];
+    match std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)) {
+        Ok(()) => classify(&head),
+        Err(_) => Head::Other,
+    }
+}
+
+fn classify(head: &[u8]) -> Head {
     for b in 0..2 {
         let at = b * BLOCK_SIZE as usize;
         let Some(bytes) = head.get(at..at + MemberHeader::SIZE.max(Superblock::SIZE)) else { continue };
@@ -125,6 +142,9 @@ pub fn open(paths: &[PathBuf], writable: bool) -> Result<Opened> {
             if paths.contains(&c) {
                 continue;
             }
+            if !matches!(peek_head(&c), Head::First(sb) if sb.uuid == set) {
+                continue;
+            }
             let Ok(dev) = Device::open(&c, writable) else { continue };
             if let Head::First(sb) = read_head(&dev) {
                 if sb.uuid == set {
@@ -195,6 +215,9 @@ pub fn open(paths: &[PathBuf], writable: bool) -> Result<Opened> {
     if slots.iter().any(|s| s.is_none()) {
         for c in candidates() {
             if given.iter().any(|(d, _)| d.path() == c) {
+                continue;
+            }
+            if !matches!(peek_head(&c), Head::Member(h) if h.set_uuid == set) {
                 continue;
             }
             let Ok(dev) = Device::open(&c, writable) else { continue };
