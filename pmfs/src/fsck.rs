@@ -398,9 +398,9 @@ pub fn fsck_devices(
         if !c.problem(what.into(), false) {
             return Ok(c.report);
         }
-        if let Some(old) = loaded.remove(&ROOT_INO) {
-            let _ = old;
-        }
+        // The old root's log (and its pages) goes with it: the new root's log is empty.
+        loaded.remove(&ROOT_INO);
+        log_pages.remove(&ROOT_INO);
         let creation = crate::format::write_root(&pm, off)?;
         itables.mark_live(ROOT_INO);
         loaded.insert(ROOT_INO, InodeState::new(ROOT_INO, off, &creation)?);
