@@ -85,6 +85,6 @@ grep '"target":"zpmfs_numa_local"' /tmp/numa.json | grep -v '"node0_blocks":[1-9
 	fail "a local round placed blocks on node 1"
 grep '"target":"zpmfs_numa_remote"' /tmp/numa.json | grep -v '"node0_blocks":0,"node1_blocks":[1-9]' &&
 	fail "a remote round placed blocks on node 0"
-grep -q '"target":"zpmfs_numa_spill","node":0,.*"spilled":[1-9]' /tmp/numa.json || fail "a full node 0 did not spill"
+grep -q '"target":"zpmfs_numa_spill".*"node":0,.*"spilled":[1-9]' /tmp/numa.json || fail "a full node 0 did not spill"
 for n in 0 1; do umount "/mnt/dax$n"; done
 echo "numa-set: OK"
