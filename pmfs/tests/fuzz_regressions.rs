@@ -21,12 +21,17 @@ use pmfs::{Error, Fs, MountOptions};
 const ME: Caller = Caller::ROOT;
 const SIZE: u64 = 16 << 20;
 
+/// The superblock of a mapped image.
+fn superblock(pm: &PmRegion) -> Superblock {
+    let mut raw = [0u8; Superblock::SIZE];
+    pm.read(0, &mut raw).unwrap();
+    Superblock::decode(&raw, pm.len() / BLOCK_SIZE).unwrap()
+}
+
 /// The image mapped, and where `ino`'s PM inode is.
 fn inode_at(path: &Path, ino: Ino) -> (PmRegion, u64) {
     let pm = Device::open(path, true).unwrap().map().unwrap();
-    let mut raw = [0u8; Superblock::SIZE];
-    pm.read(0, &mut raw).unwrap();
-    let sb = Superblock::decode(&raw, pm.len() / BLOCK_SIZE).unwrap();
+    let sb = superblock(&pm);
     let (tables, _) = InodeTables::load(&pm, sb.inode_roots, sb.cpus, (sb.data_start, sb.blocks)).unwrap();
     let off = tables.offset(ino).unwrap();
     (pm, off)
@@ -213,9 +218,7 @@ fn fsck_drops_a_journal_record_recovery_would_refuse() {
     fs.unmount().unwrap();
     drop(fs);
     let pm = Device::open(&img.path, true).unwrap().map().unwrap();
-    let mut raw = [0u8; Superblock::SIZE];
-    pm.read(0, &mut raw).unwrap();
-    let journal = Superblock::decode(&raw, pm.len() / BLOCK_SIZE).unwrap().journals * BLOCK_SIZE;
+    let journal = superblock(&pm).journals * BLOCK_SIZE;
     pm.store_u64(journal + pmfs::layout::journal::RECORDS, 8).unwrap(); // names the superblock
     pm.store_u64(journal + pmfs::layout::journal::COUNT, 1).unwrap();
     pm.store_u64(STATE_BLOCK * BLOCK_SIZE + state::CLEAN, 0).unwrap();
@@ -312,9 +315,7 @@ fn mount_count_at_its_largest_wraps() {
 /// The first level-2 index block of CPU 0's inode table, and where its pointer is.
 fn first_index_block(path: &Path) -> (PmRegion, u64, u64) {
     let pm = Device::open(path, true).unwrap().map().unwrap();
-    let mut raw = [0u8; Superblock::SIZE];
-    pm.read(0, &mut raw).unwrap();
-    let sb = Superblock::decode(&raw, pm.len() / BLOCK_SIZE).unwrap();
+    let sb = superblock(&pm);
     let root = pm.read_u64(sb.inode_roots * BLOCK_SIZE).unwrap();
     let l2 = pm.read_u64(root * BLOCK_SIZE).unwrap();
     (pm, root, l2)
@@ -444,9 +445,7 @@ fn superblock_areas_that_overlap_are_refused() {
     let img = Image::new("fuzz-sb-overlap", SIZE);
     drop(img.mount());
     let pm = Device::open(&img.path, true).unwrap().map().unwrap();
-    let mut raw = [0u8; Superblock::SIZE];
-    pm.read(0, &mut raw).unwrap();
-    let mut sb = Superblock::decode(&raw, pm.len() / BLOCK_SIZE).unwrap();
+    let mut sb = superblock(&pm);
     sb.journals = sb.save_start;
     let bad = sb.encode();
     let err = Superblock::decode(&bad, pm.len() / BLOCK_SIZE).unwrap_err();
@@ -497,9 +496,7 @@ fn rebuilding_free_space_of_a_clean_image_leaves_no_stale_journal() {
     fs.unmount().unwrap();
     drop(fs);
     let pm = Device::open(&img.path, true).unwrap().map().unwrap();
-    let mut raw = [0u8; Superblock::SIZE];
-    pm.read(0, &mut raw).unwrap();
-    let sb = Superblock::decode(&raw, pm.len() / BLOCK_SIZE).unwrap();
+    let sb = superblock(&pm);
     pm.store_u64(sb.journals * BLOCK_SIZE + pmfs::layout::journal::COUNT, 35).unwrap();
     pm.store_u64(sb.save_start * BLOCK_SIZE, 0).unwrap();
     drop(pm);
@@ -547,9 +544,7 @@ fn unmount_that_cannot_save_free_space_leaves_the_image_unclean() {
     fs.unmount().unwrap();
     drop(fs);
     let pm = Device::open(&img.path, true).unwrap().map().unwrap();
-    let mut raw = [0u8; Superblock::SIZE];
-    pm.read(0, &mut raw).unwrap();
-    let mut sb = Superblock::decode(&raw, pm.len() / BLOCK_SIZE).unwrap();
+    let mut sb = superblock(&pm);
     sb.save_blocks = 0;
     pm.write(0, &sb.encode()).unwrap();
     drop(pm);
