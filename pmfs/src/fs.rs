@@ -2,7 +2,6 @@
 //! allocator and the journal. Every call is durable when it returns. Namespace operations
 //! live here; file data is in file.rs, xattrs in xattr.rs, mount and unmount in recovery.rs.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -11,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::alloc::{current_cpu, default_reserve, Allocator, Pool};
 use crate::dir::{check_name, kind_code, DirSlot};
 use crate::error::{Error, Result};
+use crate::icache::InodeCache;
 use crate::inode::InodeState;
 use crate::itable::InodeTables;
 use crate::journal::Journals;
@@ -49,7 +49,6 @@ pub struct MountReport {
 }
 
 pub(crate) type InodeRef = Arc<RwLock<InodeState>>;
-const SHARDS: usize = 64;
 
 /// A mounted zpmfs. Shared by all server threads (`&self` everywhere).
 pub struct Fs {
@@ -58,7 +57,7 @@ pub struct Fs {
     pub(crate) alloc: Allocator,
     pub(crate) itables: InodeTables,
     pub(crate) journals: Journals,
-    cache: Vec<Mutex<HashMap<Ino, InodeRef>>>,
+    cache: InodeCache,
     /// Cross-directory renames take this, as the VFS's s_vfs_rename_mutex, so the ancestor
     /// check cannot race with another rename.
     rename_lock: Mutex<()>,
@@ -97,7 +96,7 @@ impl Fs {
             alloc: alloc.with_reserve(reserve),
             itables,
             journals,
-            cache: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            cache: InodeCache::new(),
             rename_lock: Mutex::new(()),
             read_only,
             report: MountReport::default(),
@@ -172,7 +171,7 @@ impl Fs {
         for e in &entries {
             st.apply(e).map_err(|err| Error::Corrupt(format!("inode {ino}: {}", err.detail())))?;
         }
-        if st.xattr_piece.is_some() {
+        if st.xattrs.piece().is_some() {
             return Err(Error::Corrupt(format!("inode {ino}: the log ends inside an xattr value")));
         }
         st.log = logstate;
@@ -181,28 +180,30 @@ impl Fs {
 
     /// The inode, from the cache or loaded from PM.
     pub(crate) fn inode(&self, ino: Ino) -> Result<InodeRef> {
-        let shard = &self.cache[(ino as usize) % SHARDS];
         // A load races with whoever has the inode cached, or had it until a destroy: what it
         // read may be freed by then (its log pages reused, its blocks free), and look like
         // damage. Load again: a race is over by then (a freed inode loads as ENOENT), damage
         // is not.
         let mut tries = 0;
         loop {
-            if let Some(i) = shard.lock().get(&ino) {
+            if let Some(i) = self.cache.shard(ino).get(ino) {
                 return Ok(i.clone());
             }
+            // The generation before loading: an inode freed and created again from here on
+            // shows a newer one below.
+            let generation = self.generation_at(ino)?;
             match self
                 .load_inode_pages(ino)
                 .and_then(|(st, pages)| self.check_owned(&st, &pages).map(|()| st))
             {
                 Ok(st) => {
-                    let mut map = shard.lock();
-                    if let Some(i) = map.get(&ino) {
+                    let mut map = self.cache.shard(ino);
+                    if let Some(i) = map.get(ino) {
                         return Ok(i.clone());
                     }
                     // Destroy marks the PM inode free before it leaves the cache: an inode
                     // freed (or freed and created again) since we read it must not come back.
-                    if !self.is_live(ino)? || self.generation_on_pm(&st)? != st.generation {
+                    if !self.is_live(ino)? || self.generation_at(ino)? != generation {
                         drop(map);
                         tries += 1;
                         if tries > 3 {
@@ -210,7 +211,9 @@ impl Fs {
                         }
                         continue;
                     }
-                    return Ok(map.entry(ino).or_insert_with(|| Arc::new(RwLock::new(st))).clone());
+                    let r = Arc::new(RwLock::new(st));
+                    map.insert(ino, r.clone());
+                    return Ok(r);
                 }
                 Err(Error::Corrupt(_)) if tries < 3 => tries += 1,
                 Err(e) => return Err(e),
@@ -218,15 +221,26 @@ impl Fs {
         }
     }
 
-    /// The generation in `st`'s PM inode now (it leads the creation record).
-    fn generation_on_pm(&self, st: &InodeState) -> Result<u32> {
+    /// The generation in `ino`'s PM inode now (it leads the creation record); 0 for a slot
+    /// whose table block does not exist.
+    fn generation_at(&self, ino: Ino) -> Result<u32> {
+        let Some(off) = self.itables.offset(ino) else { return Ok(0) };
         let mut raw = [0u8; 4];
-        self.pm.read(st.pm_off + layout::inode::CREATION.start as u64, &mut raw)?;
+        self.pm.read(off + layout::inode::CREATION.start as u64, &mut raw)?;
         Ok(u32::from_le_bytes(raw))
     }
 
+    /// `st`'s attributes. The generation and the device number never change after creation
+    /// and are read from the PM inode's creation record (they are not kept in DRAM).
+    pub(crate) fn attr_of(&self, st: &InodeState) -> Result<Attr> {
+        let mut raw = [0u8; 20];
+        self.pm.read(st.pm_off + layout::inode::CREATION.start as u64, &mut raw)?;
+        let word = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().expect("4 bytes"));
+        Ok(st.attr(word(0), word(16)))
+    }
+
     pub(crate) fn inode_cache_insert(&self, ino: Ino, r: InodeRef) -> Option<InodeRef> {
-        self.cache[(ino as usize) % SHARDS].lock().insert(ino, r)
+        self.cache.shard(ino).insert(ino, r)
     }
 
     /// An inode loaded after mount must own only blocks the allocator counts as used: a block
@@ -257,11 +271,11 @@ impl Fs {
     }
 
     pub(crate) fn forget_inode(&self, ino: Ino) {
-        self.cache[(ino as usize) % SHARDS].lock().remove(&ino);
+        self.cache.shard(ino).remove(ino);
     }
 
     pub(crate) fn cached_inodes(&self) -> Vec<InodeRef> {
-        self.cache.iter().flat_map(|s| s.lock().values().cloned().collect::<Vec<_>>()).collect()
+        self.cache.all()
     }
 
     fn lock_all(&self, inos: &[Ino]) -> Result<Locked> {
@@ -390,7 +404,7 @@ impl Fs {
 
     pub(crate) fn compact(&self, st: &mut InodeState) -> Result<()> {
         let cpu = current_cpu();
-        let old_pages = log::chain_pages(&self.pm, &st.log)?;
+        let old_pages = log::chain_pages(&self.pm, st.pm_off, &st.log)?;
         let entries = st.snapshot();
         // Compaction gives back more pages than it takes: it may use the reserve.
         let chain = log::write_chain(&self.pm, &self.alloc, cpu, Pool::Reserve, st.ino, &entries)?;
@@ -414,7 +428,7 @@ impl Fs {
 
     /// Free everything of an inode whose last link and last open handle are gone.
     pub(crate) fn destroy(&self, st: &mut InodeState) -> Result<()> {
-        let log_pages = log::chain_pages(&self.pm, &st.log)?;
+        let log_pages = log::chain_pages(&self.pm, st.pm_off, &st.log)?;
         self.itables.release(&self.pm, st.ino)?;
         for m in st.extents.all() {
             self.alloc.free(m.block, m.pages);
@@ -478,7 +492,7 @@ impl Fs {
 
     pub fn getattr(&self, ino: Ino) -> Result<Attr> {
         self.check_alive()?;
-        Ok(self.inode(ino)?.read().attr())
+        self.attr_of(&self.inode(ino)?.read())
     }
 
     pub fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
@@ -520,7 +534,7 @@ impl Fs {
             ctime: set.ctime.unwrap_or(now),
         });
         self.commit_in(&mut st, entries, pool)?;
-        Ok(st.attr())
+        self.attr_of(&st)
     }
 
     /// Create an inode of `mode`'s type under `parent` and link it as `name`.
@@ -578,8 +592,8 @@ impl Fs {
         })();
         match made {
             Ok(st) => {
-                let attr = st.attr();
-                self.cache[(ino as usize) % SHARDS].lock().insert(ino, Arc::new(RwLock::new(st)));
+                let attr = self.attr_of(&st)?;
+                self.cache.shard(ino).insert(ino, Arc::new(RwLock::new(st)));
                 Ok(attr)
             }
             Err(e) => {
@@ -705,7 +719,7 @@ impl Fs {
             vec![(new_parent, vec![add]), (ino, vec![Entry::Link { nlink: nlink + 1, ctime: now }])],
             Pool::Normal,
         )?;
-        Ok(l.get(ino).attr())
+        self.attr_of(l.get(ino))
     }
 
     /// Look a name up and lock the parent and the child, re-checking after locking.

@@ -326,21 +326,20 @@ pub fn fsck_devices(
         // Where the xattr value being pieced together started: a cut must not keep half of it.
         let mut piece_start: Option<(u64, usize)> = None;
         for (pos, e) in &partial.entries {
-            if st.xattr_piece.is_none() {
+            if st.xattrs.piece().is_none() {
                 piece_start = None;
             }
             if let Err(err) = st.apply(e) {
                 stop = Some((*pos, false, format!("entry at {pos}: {}", err.detail())));
                 break;
             }
-            if piece_start.is_none() && st.xattr_piece.is_some() {
+            if piece_start.is_none() && st.xattrs.piece().is_some() {
                 piece_start = Some((*pos, applied));
             }
             applied += 1;
         }
-        if st.xattr_piece.is_some() {
+        if st.xattrs.take_piece().is_some() {
             let (pos, at) = piece_start.unwrap_or((0, 0));
-            st.xattr_piece = None;
             applied = at;
             let why = format!("entry at {pos}: an xattr value is not finished");
             stop = match stop {

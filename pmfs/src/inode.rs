@@ -12,23 +12,31 @@ use crate::layout::{Entry, InodeCreation, BLOCK_SIZE};
 use crate::log::LogState;
 use crate::vfs::{Attr, FileKind, Ino, Timespec, MAX_FILE_SIZE, XATTR_VALUE_MAX};
 
-/// Extended attributes by name. Boxed, and only once there is one: most inodes have none,
-/// and an empty box costs 8 bytes of the inode where a map costs 24.
+/// Extended attributes by name, and a big value being put together from XattrPart entries.
+/// Boxed, and only while there is one: most inodes have none, and an empty box costs 8 bytes
+/// of the inode where a map costs 24 (`make bench` measures DRAM per inode).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Xattrs(Option<Box<BTreeMap<Vec<u8>, Vec<u8>>>>);
+pub struct Xattrs(Option<Box<XattrStore>>);
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct XattrStore {
+    map: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// The value being pieced together: its name and the bytes so far.
+    piece: Option<(Vec<u8>, Vec<u8>)>,
+}
 
 impl Xattrs {
     pub fn get(&self, name: &[u8]) -> Option<&Vec<u8>> {
-        self.0.as_ref()?.get(name)
+        self.0.as_ref()?.map.get(name)
     }
     pub fn contains_key(&self, name: &[u8]) -> bool {
         self.get(name).is_some()
     }
     pub fn is_empty(&self) -> bool {
-        self.0.as_ref().is_none_or(|m| m.is_empty())
+        self.0.as_ref().is_none_or(|s| s.map.is_empty())
     }
     pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Vec<u8>)> {
-        self.0.iter().flat_map(|m| m.iter())
+        self.0.iter().flat_map(|s| s.map.iter())
     }
     pub fn keys(&self) -> impl Iterator<Item = &Vec<u8>> {
         self.iter().map(|(k, _)| k)
@@ -37,14 +45,32 @@ impl Xattrs {
         self.iter().map(|(_, v)| v)
     }
     pub fn insert(&mut self, name: Vec<u8>, value: Vec<u8>) {
-        self.0.get_or_insert_with(Box::default).insert(name, value);
+        self.0.get_or_insert_with(Box::default).map.insert(name, value);
     }
     pub fn remove(&mut self, name: &[u8]) {
-        if let Some(m) = self.0.as_mut() {
-            m.remove(name);
-            if m.is_empty() {
-                self.0 = None;
-            }
+        if let Some(s) = self.0.as_mut() {
+            s.map.remove(name);
+        }
+        self.drop_if_empty();
+    }
+    /// The unfinished value (name, bytes so far), if one is being pieced together.
+    pub fn piece(&self) -> Option<&(Vec<u8>, Vec<u8>)> {
+        self.0.as_ref()?.piece.as_ref()
+    }
+    pub fn piece_mut(&mut self) -> Option<&mut (Vec<u8>, Vec<u8>)> {
+        self.0.as_mut()?.piece.as_mut()
+    }
+    pub fn start_piece(&mut self, name: Vec<u8>, bytes: Vec<u8>) {
+        self.0.get_or_insert_with(Box::default).piece = Some((name, bytes));
+    }
+    pub fn take_piece(&mut self) -> Option<(Vec<u8>, Vec<u8>)> {
+        let piece = self.0.as_mut()?.piece.take();
+        self.drop_if_empty();
+        piece
+    }
+    fn drop_if_empty(&mut self) {
+        if self.0.as_ref().is_some_and(|s| s.map.is_empty() && s.piece.is_none()) {
+            self.0 = None;
         }
     }
 }
@@ -57,18 +83,18 @@ impl<'a> IntoIterator for &'a Xattrs {
     }
 }
 
+/// An inode as kept in DRAM. What never changes after creation and is rarely asked for (the
+/// generation, the device number) is read from the PM inode's creation record instead
+/// (`Fs::attr_of`): `make bench` measures DRAM per inode, and this struct is most of it.
 #[derive(Debug, Clone)]
 pub struct InodeState {
     pub ino: Ino,
-    /// Bumped each time the inode number is reused, so that a stale file handle is told apart.
-    pub generation: u32,
     /// Device offset of the PM inode.
     pub pm_off: u64,
     pub kind: FileKind,
     pub perm: u16,
     pub uid: u32,
     pub gid: u32,
-    pub rdev: u32,
     /// Explicit link count (files); directories compute theirs from subdirectories.
     pub nlink: u32,
     pub size: u64,
@@ -80,8 +106,6 @@ pub struct InodeState {
     /// (`make bench` measures DRAM per inode).
     pub dir: Option<Box<DirIndex>>,
     pub xattrs: Xattrs,
-    /// A big xattr value being put together from XattrPart entries (name, bytes so far).
-    pub xattr_piece: Option<Box<(Vec<u8>, Vec<u8>)>>,
     pub log: LogState,
     /// Open file handles; an unlinked inode lives until the last is released.
     pub open_count: u32,
@@ -96,13 +120,11 @@ impl InodeState {
             .ok_or_else(|| Error::Corrupt(format!("inode {ino}: bad file type in mode {:o}", c.mode)))?;
         Ok(InodeState {
             ino,
-            generation: c.generation,
             pm_off,
             kind,
             perm: (c.mode & 0o7777) as u16,
             uid: c.uid,
             gid: c.gid,
-            rdev: c.rdev,
             nlink: 1,
             size: 0,
             atime: c.time,
@@ -111,7 +133,6 @@ impl InodeState {
             extents: ExtentMap::default(),
             dir: (kind == FileKind::Directory).then(|| Box::new(DirIndex::new(c.parent))),
             xattrs: Xattrs::default(),
-            xattr_piece: None,
             log: LogState::default(),
             open_count: 0,
             dead: false,
@@ -135,10 +156,11 @@ impl InodeState {
         }
     }
 
-    pub fn attr(&self) -> Attr {
+    /// The attributes, given the two that live only in the creation record on PM.
+    pub fn attr(&self, generation: u32, rdev: u32) -> Attr {
         Attr {
             ino: self.ino,
-            generation: self.generation,
+            generation,
             size: self.size,
             blocks: self.extents.mapped_pages() * (BLOCK_SIZE / 512),
             atime: self.atime,
@@ -149,7 +171,7 @@ impl InodeState {
             nlink: self.links(),
             uid: self.uid,
             gid: self.gid,
-            rdev: self.rdev,
+            rdev,
             blksize: BLOCK_SIZE as u32,
         }
     }
@@ -165,7 +187,7 @@ impl InodeState {
     /// free when this is a live operation; replay drops them).
     pub fn apply(&mut self, e: &Entry) -> Result<Vec<Extent>> {
         let mut freed = Vec::new();
-        if self.xattr_piece.is_some() && !matches!(e, Entry::XattrPart { .. } | Entry::XattrSet { .. }) {
+        if self.xattrs.piece().is_some() && !matches!(e, Entry::XattrPart { .. } | Entry::XattrSet { .. }) {
             return Err(Error::Corrupt(format!("inode {}: an xattr value is cut short", self.ino)));
         }
         match e {
@@ -244,8 +266,8 @@ impl InodeState {
                     d.set_parent(*parent);
                 }
             }
-            Entry::XattrPart { name, value, .. } => match &mut self.xattr_piece {
-                None => self.xattr_piece = Some(Box::new((name.clone(), value.clone()))),
+            Entry::XattrPart { name, value, .. } => match self.xattrs.piece_mut() {
+                None => self.xattrs.start_piece(name.clone(), value.clone()),
                 Some(p) if p.0 == *name && p.1.len() + value.len() <= XATTR_VALUE_MAX => {
                     p.1.extend_from_slice(value)
                 }
@@ -257,16 +279,15 @@ impl InodeState {
                 // Refused before the piece is taken: an entry that fails leaves the state as it
                 // was (fsck cuts a log where an unfinished value started).
                 if self
-                    .xattr_piece
-                    .as_ref()
+                    .xattrs
+                    .piece()
                     .is_some_and(|p| p.0 != *name || p.1.len() + value.len() > XATTR_VALUE_MAX)
                 {
                     return Err(Error::Corrupt(format!("inode {}: xattr value pieces do not fit", self.ino)));
                 }
-                let value = match self.xattr_piece.take() {
+                let value = match self.xattrs.take_piece() {
                     None => value.clone(),
-                    Some(p) => {
-                        let (_, mut whole) = *p;
+                    Some((_, mut whole)) => {
                         whole.extend_from_slice(value);
                         whole
                     }

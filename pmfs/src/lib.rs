@@ -19,6 +19,7 @@ pub mod file;
 pub mod format;
 pub mod fs;
 pub mod fsck;
+mod icache;
 pub mod inode;
 pub mod itable;
 pub mod journal;

@@ -7,11 +7,11 @@ use crate::error::{Error, Result};
 use crate::layout::{self, kind, logpage, Entry, BLOCK_SIZE, LOG_HEADER, LOG_MAGIC};
 use crate::persist::PmRegion;
 
-/// Where an inode's log stands (kept in DRAM, mirrors the PM inode's head and tail).
+/// Where an inode's log stands (kept in DRAM, mirrors the PM inode's tail). The head page is
+/// read from the PM inode when needed (rarely: compaction, destroy, a first append), not kept
+/// in DRAM, which `make bench` measures per inode.
 #[derive(Debug, Clone, Default)]
 pub struct LogState {
-    /// First page (block), 0 = none.
-    pub head: u64,
     /// Device offset of the next entry; 0 = empty.
     pub tail: u64,
     /// Pages in the chain (the pages themselves are on PM: [`chain_pages`]; not kept in DRAM,
@@ -105,10 +105,11 @@ pub fn stage(
     let mut new_pages = Vec::new();
     let mut new_head = None;
     let result = (|| {
+        let head = if log.tail != 0 { 0 } else { read_head(pm, inode_off)? };
         let pos = if log.tail != 0 {
             log.tail
-        } else if log.head != 0 {
-            log.head * BLOCK_SIZE + LOG_HEADER
+        } else if head != 0 {
+            head * BLOCK_SIZE + LOG_HEADER
         } else {
             let page = alloc.alloc_one_from(cpu, pool)?;
             new_pages.push(page);
@@ -183,9 +184,6 @@ pub fn commit_tail(pm: &PmRegion, inode_off: u64, new_tail: u64) -> Result<()> {
 impl LogState {
     /// Record in DRAM what a committed stage added.
     pub fn apply_staged(&mut self, s: &Staged) {
-        if let Some(h) = s.new_head {
-            self.head = h;
-        }
         self.pages = self.pages.saturating_add(s.new_pages.len() as u32);
         self.tail = s.new_tail;
         self.entries = self.entries.saturating_add(s.entries as u32);
@@ -202,22 +200,29 @@ fn last_page(tail: u64) -> u64 {
     }
 }
 
-/// Every page of a committed log's chain, head first, read from PM: from the head along the
-/// next pointers to the tail's page (pages past it belong to no committed entry). The chain
-/// was checked when the inode was loaded; a chain longer than `log.pages` is damage.
-pub fn chain_pages(pm: &PmRegion, log: &LogState) -> Result<Vec<u64>> {
-    if log.head == 0 {
+/// The first page of the log of the PM inode at `inode_off` (0: none).
+fn read_head(pm: &PmRegion, inode_off: u64) -> Result<u64> {
+    pm.read_u64(inode_off + layout::inode::LOG_HEAD)
+}
+
+/// Every page of the committed log of the PM inode at `inode_off`, head first, read from PM:
+/// from the head along the next pointers to the tail's page (pages past it belong to no
+/// committed entry). The chain was checked when the inode was loaded; a chain longer than
+/// `log.pages` is damage.
+pub fn chain_pages(pm: &PmRegion, inode_off: u64, log: &LogState) -> Result<Vec<u64>> {
+    let head = read_head(pm, inode_off)?;
+    if head == 0 {
         return Ok(Vec::new());
     }
-    let mut pages = vec![log.head];
+    let mut pages = vec![head];
     if log.tail == 0 {
         return Ok(pages);
     }
     let last = last_page(log.tail);
-    let mut page = log.head;
+    let mut page = head;
     while page != last {
         if pages.len() > log.pages as usize {
-            return Err(Error::Corrupt(format!("log page chain from {} does not reach its tail", log.head)));
+            return Err(Error::Corrupt(format!("log page chain from {head} does not reach its tail")));
         }
         page = pm.read_u64(page * BLOCK_SIZE + logpage::NEXT)?;
         pages.push(page);
@@ -269,7 +274,7 @@ pub fn replay_partial(pm: &PmRegion, owner: u64, head: u64, tail: u64, data: (u6
     };
     let mut out = Partial {
         entries: Vec::new(),
-        state: LogState { head, tail, pages: 0, entries: 0 },
+        state: LogState { tail, pages: 0, entries: 0 },
         pages: Vec::new(),
         error: None,
     };
