@@ -283,6 +283,7 @@ const struct inode_operations zuf_file_iops = {
 	.getattr	= zuf_getattr,
 	.setattr	= zuf_setattr,
 	.listxattr	= zuf_listxattr,
+	.fiemap		= zuf_fiemap,
 };
 
 const struct inode_operations zuf_special_iops = {

@@ -174,6 +174,10 @@ int zuf_dispatch(struct zuf_sb_info *sbi, struct zuf_call *op);
 int zuf_io_alloc_kernel(struct zuf_io *io, size_t len);
 void zuf_io_free_kernel(struct zuf_io *io);
 
+/* zuf-fiemap.c */
+struct fiemap_extent_info;
+int zuf_fiemap(struct inode *inode, struct fiemap_extent_info *fieinfo, u64 start, u64 len);
+
 /* zuf-super.c */
 struct dentry *zuf_mount(struct file_system_type *fst, int flags, const char *dev_name,
 			 void *data);

@@ -23,7 +23,7 @@
 #include <linux/types.h>
 #include <linux/ioctl.h>
 
-#define ZUF_ABI_VERSION		1
+#define ZUF_ABI_VERSION		2
 #define ZUF_DEVICE_NAME		"zuf"
 
 #define ZUF_FS_NAME_MAX		16	/* bytes of a filesystem type name, NUL included */
@@ -126,6 +126,8 @@ enum zuf_op {
 	ZUF_OP_RELEASE,		/* ino */
 	ZUF_OP_EVICT,		/* ino: the kernel dropped its inode; until then the server
 				 * keeps an unlinked inode alive (OPEN/RELEASE are not sent) */
+	ZUF_OP_FIEMAP,		/* ino, offset, len (window bytes) -> zuf_extent records in
+				 * window: the file's extents from the one holding offset on */
 	ZUF_OP_MAX
 };
 
@@ -198,6 +200,17 @@ struct zuf_dirent {
 	__u32 pad;
 	/* name follows, not NUL-terminated */
 };
+
+/* One extent in a FIEMAP reply (in the window), whole, in file order. */
+struct zuf_extent {
+	__u64 logical;			/* byte offset in the file */
+	__u64 physical;			/* byte offset in the device */
+	__u64 length;			/* bytes */
+	__u32 flags;			/* ZUF_EXTENT_* */
+	__u32 pad;
+};
+
+#define ZUF_EXTENT_LAST		0x1	/* the file's last extent */
 
 /*
  * The operation buffer: a header, then the arguments, then room for the reply. The kernel

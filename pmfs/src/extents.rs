@@ -204,6 +204,26 @@ impl ExtentMap {
         out
     }
 
+    /// The mapped pieces from the one holding `page` (or the first after it) on, in order,
+    /// with pieces that continue each other joined, at most `max` of them (fiemap); true when
+    /// more follow.
+    pub fn joined_from(&self, page: u64, max: usize) -> (Vec<Mapping>, bool) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let holding = self.runs.range(..=page).next_back().filter(|(&s, r)| page < s + r.pages());
+        let after = self.runs.range((Excluded(page), Unbounded));
+        let mut out: Vec<Mapping> = Vec::new();
+        for (&s, r) in holding.into_iter().chain(after) {
+            let m = Mapping { page: s, block: r.block(), pages: r.pages() };
+            let full = out.len() == max;
+            match out.last_mut() {
+                Some(l) if l.page + l.pages == m.page && l.block + l.pages == m.block => l.pages += m.pages,
+                _ if full => return (out, true),
+                _ => out.push(m),
+            }
+        }
+        (out, false)
+    }
+
     /// First mapped page at or after `page`.
     pub fn next_mapped(&self, page: u64) -> Option<u64> {
         if self.lookup(page).is_some() {
@@ -334,5 +354,28 @@ mod tests {
             m.all().iter().map(|r| (r.page, r.pages)).collect::<Vec<_>>(),
             vec![(5, 1), (5 + n - 1, 1)]
         );
+    }
+
+    #[test]
+    fn joined_from_joins_stops_at_max_and_says_more_follow() {
+        let mut m = ExtentMap::default();
+        m.insert(0, 100, 2);
+        m.insert(2, 102, 2); // continues the first run on the device: joined
+        m.insert(10, 500, 1);
+        m.insert(20, 600, 3);
+        let (all, more) = m.joined_from(0, 10);
+        assert!(!more);
+        assert_eq!(
+            all,
+            vec![
+                Mapping { page: 0, block: 100, pages: 4 },
+                Mapping { page: 10, block: 500, pages: 1 },
+                Mapping { page: 20, block: 600, pages: 3 }
+            ]
+        );
+        // From inside a run: that run whole; from a hole: the next one.
+        assert_eq!(m.joined_from(21, 10).0, vec![Mapping { page: 20, block: 600, pages: 3 }]);
+        assert_eq!(m.joined_from(5, 1), (vec![Mapping { page: 10, block: 500, pages: 1 }], true));
+        assert_eq!(m.joined_from(23, 10), (vec![], false));
     }
 }

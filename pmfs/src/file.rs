@@ -374,6 +374,34 @@ impl Fs {
         }
     }
 
+    /// Where the file's data lives (fiemap): the extents that reach into [offset, offset +
+    /// len), whole and in order, at most `max`; the last one carries `last` when no data
+    /// follows it in the file.
+    pub fn data_extents(&self, ino: Ino, offset: u64, len: u64, max: usize) -> Result<Vec<DataExtent>> {
+        self.check_alive()?;
+        let r = self.inode(ino)?;
+        let st = r.read();
+        let end = offset.saturating_add(len);
+        let (pieces, mut more) = st.extents.joined_from(offset / BLOCK_SIZE, max);
+        let mut out = Vec::with_capacity(pieces.len());
+        for m in pieces {
+            if m.page.saturating_mul(BLOCK_SIZE) >= end {
+                more = true;
+                break;
+            }
+            out.push(DataExtent {
+                offset: m.page * BLOCK_SIZE,
+                device_offset: m.block * BLOCK_SIZE,
+                len: m.pages * BLOCK_SIZE,
+                last: false,
+            });
+        }
+        if let (Some(l), false) = (out.last_mut(), more) {
+            l.last = true;
+        }
+        Ok(out)
+    }
+
     /// The PM block backing the page at `offset`; with `for_write` a hole gets a zeroed block.
     pub fn get_data_block(&self, ino: Ino, offset: u64, for_write: bool) -> Result<Option<DataBlock>> {
         if for_write {

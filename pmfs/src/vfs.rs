@@ -216,6 +216,18 @@ pub struct StatFs {
     pub name_max: u32,
 }
 
+/// Where a stretch of a file's data lives on the device (fiemap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataExtent {
+    /// Byte offset in the file.
+    pub offset: u64,
+    /// Byte offset in the device.
+    pub device_offset: u64,
+    pub len: u64,
+    /// The file's last extent.
+    pub last: bool,
+}
+
 /// Where a file page lives on PM, for DAX mmap: the byte offset of its 4 KiB block in the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataBlock {

@@ -66,6 +66,9 @@ pub trait ZusFs: Send + Sync {
     /// Names, each followed by a NUL byte (the listxattr(2) format).
     fn listxattr(&self, ino: Ino) -> Result<Vec<u8>>;
     fn removexattr(&self, ino: Ino, name: &[u8]) -> Result<()>;
+    /// Where the file's data lives on the device (fiemap, zuf.ko only): the extents that reach
+    /// into [offset, offset + len), whole and in order, at most `max`.
+    fn data_extents(&self, ino: Ino, offset: u64, len: u64, max: usize) -> Result<Vec<DataExtent>>;
     /// The PM block backing the page at `offset`, for DAX mmap (zuf.ko only).
     fn get_data_block(&self, ino: Ino, offset: u64, for_write: bool) -> Result<Option<DataBlock>>;
 }

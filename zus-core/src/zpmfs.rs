@@ -81,6 +81,9 @@ impl ZusFs for pmfs::Fs {
     fn lseek(&self, ino: Ino, offset: u64, whence: SeekWhence) -> Result<u64> {
         pmfs::Fs::lseek(self, ino, offset, whence)
     }
+    fn data_extents(&self, ino: Ino, offset: u64, len: u64, max: usize) -> Result<Vec<DataExtent>> {
+        pmfs::Fs::data_extents(self, ino, offset, len, max)
+    }
     fn readdir(&self, ino: Ino, offset: u64, max: usize) -> Result<Vec<DirEntry>> {
         pmfs::Fs::readdir(self, ino, offset, max)
     }

@@ -26,6 +26,7 @@ int main(void) {
   O(zuf_attr, nlink) O(zuf_attr, uid) O(zuf_attr, gid) O(zuf_attr, rdev) O(zuf_attr, blksize)
   S(zuf_setattr) O(zuf_setattr, size) O(zuf_setattr, atime) O(zuf_setattr, ctime)
   S(zuf_statfs) O(zuf_statfs, ffree) O(zuf_statfs, bsize) O(zuf_statfs, namelen)
+  S(zuf_extent) O(zuf_extent, physical) O(zuf_extent, length) O(zuf_extent, flags)
   S(zuf_dirent) O(zuf_dirent, next_offset) O(zuf_dirent, reclen) O(zuf_dirent, type) O(zuf_dirent, name_len)
   S(zuf_op_buf) O(zuf_op_buf, sb_id) O(zuf_op_buf, ino) O(zuf_op_buf, ino2) O(zuf_op_buf, offset)
   O(zuf_op_buf, len) O(zuf_op_buf, window_off) O(zuf_op_buf, mode) O(zuf_op_buf, rdev) O(zuf_op_buf, uid)
@@ -42,7 +43,7 @@ int main(void) {
   C(ZUF_OP_RENAME) C(ZUF_OP_READDIR) C(ZUF_OP_READ) C(ZUF_OP_WRITE) C(ZUF_OP_FSYNC)
   C(ZUF_OP_FALLOCATE) C(ZUF_OP_LLSEEK) C(ZUF_OP_STATFS) C(ZUF_OP_SETXATTR) C(ZUF_OP_GETXATTR)
   C(ZUF_OP_LISTXATTR) C(ZUF_OP_REMOVEXATTR) C(ZUF_OP_GET_BLOCK) C(ZUF_OP_OPEN) C(ZUF_OP_RELEASE)
-  C(ZUF_OP_EVICT) C(ZUF_OP_MAX)
+  C(ZUF_OP_EVICT) C(ZUF_OP_FIEMAP) C(ZUF_OP_MAX) C(ZUF_EXTENT_LAST)
   C(ZUF_F_APPEND) C(ZUF_F_DATASYNC) C(ZUF_F_FOR_WRITE) C(ZUF_F_RENAME_NOREPLACE) C(ZUF_F_RENAME_EXCHANGE)
   C(ZUF_SET_MODE) C(ZUF_SET_UID) C(ZUF_SET_GID) C(ZUF_SET_SIZE) C(ZUF_SET_ATIME) C(ZUF_SET_MTIME)
   C(ZUF_SET_ATIME_NOW) C(ZUF_SET_MTIME_NOW) C(ZUF_SET_CTIME)
@@ -137,6 +138,10 @@ fn zuf_abi_matches_the_c_header() {
     off!(ZufStatfs, ffree, "zuf_statfs");
     off!(ZufStatfs, bsize, "zuf_statfs");
     off!(ZufStatfs, namelen, "zuf_statfs");
+    size!(ZufExtent, "zuf_extent");
+    off!(ZufExtent, physical, "zuf_extent");
+    off!(ZufExtent, length, "zuf_extent");
+    off!(ZufExtent, flags, "zuf_extent");
     size!(ZufDirent, "zuf_dirent");
     off!(ZufDirent, next_offset, "zuf_dirent");
     off!(ZufDirent, reclen, "zuf_dirent");
@@ -198,6 +203,8 @@ fn zuf_abi_matches_the_c_header() {
         ("ZUF_OP_READ", op::READ as u64),
         ("ZUF_OP_WRITE", op::WRITE as u64),
         ("ZUF_OP_FSYNC", op::FSYNC as u64),
+        ("ZUF_OP_FIEMAP", op::FIEMAP as u64),
+        ("ZUF_EXTENT_LAST", ZUF_EXTENT_LAST as u64),
         ("ZUF_OP_FALLOCATE", op::FALLOCATE as u64),
         ("ZUF_OP_LLSEEK", op::LLSEEK as u64),
         ("ZUF_OP_STATFS", op::STATFS as u64),

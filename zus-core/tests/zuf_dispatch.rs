@@ -134,3 +134,49 @@ fn hostile_requests_get_errors_not_panics() {
     let mut x = named(op::GETXATTR, 1, "user.none");
     assert_eq!(run(&fs, &mut x, &mut window), -libc::ENODATA);
 }
+
+#[test]
+fn fiemap_lists_the_file_s_extents_with_the_last_one_marked() {
+    let (_img, fs) = fresh("fiemap");
+    let mut window = anonymous(ZUF_WINDOW_SIZE as usize).unwrap();
+    let mut op = named(op::MKNOD, 1, "sparse");
+    op.mode = libc::S_IFREG | 0o644;
+    assert_eq!(run(&fs, &mut op, &mut window), 0);
+    let ino = op.attr.ino;
+    // Data at pages 0-1 and at page 10, a hole between.
+    window.slice(0, 8192).unwrap().fill(0x61);
+    for (offset, len) in [(0u64, 8192u64), (10 * 4096, 4096)] {
+        let mut w = blank(op::WRITE, ino);
+        w.offset = offset;
+        w.len = len;
+        assert_eq!(run(&fs, &mut w, &mut window), 0);
+    }
+    let extents = |offset: u64, window_bytes: u64, window: &mut Mapping| {
+        let mut f = blank(op::FIEMAP, ino);
+        f.offset = offset;
+        f.len = window_bytes;
+        f.window_off = 8192;
+        assert_eq!(run(&fs, &mut f, window), 0);
+        let recs = window.slice(8192, f.out_len).unwrap().to_vec();
+        recs.chunks_exact(32)
+            .map(|r| {
+                let word = |at: usize| u64::from_ne_bytes(r[at..at + 8].try_into().unwrap());
+                (word(0), word(8), word(16), u32::from_ne_bytes(r[24..28].try_into().unwrap()))
+            })
+            .collect::<Vec<_>>()
+    };
+    let all = extents(0, 4096, &mut window);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!((all[0].0, all[0].2, all[0].3), (0, 8192, 0));
+    assert_eq!((all[1].0, all[1].2, all[1].3), (40960, 4096, ZUF_EXTENT_LAST));
+    assert!(all.iter().all(|e| e.1 % 4096 == 0 && e.1 > 0), "device offsets: {all:?}");
+    // From inside the hole: only the last extent. A window of one record: the first only,
+    // not marked last.
+    assert_eq!(extents(5 * 4096, 4096, &mut window), vec![all[1]]);
+    assert_eq!(extents(0, 32, &mut window), vec![all[0]]);
+    // A window outside the mapping is refused.
+    let mut bad = blank(op::FIEMAP, ino);
+    bad.len = 4096;
+    bad.window_off = ZUF_WINDOW_SIZE;
+    assert_eq!(run(&fs, &mut bad, &mut window), -libc::EINVAL);
+}

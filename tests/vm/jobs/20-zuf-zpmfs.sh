@@ -63,6 +63,12 @@ dd if=/tmp/odirect of=direct bs=1000 seek=3 count=5 conv=notrunc oflag=direct st
 dd if=/tmp/odirect of=/tmp/expect bs=1000 count=5 status=none
 dd if=direct of=/tmp/got bs=1000 skip=3 count=5 iflag=direct status=none && cmp /tmp/expect /tmp/got || fail "unaligned O_DIRECT read back"
 echo "O_DIRECT: 256 KiB aligned and 5 x 1000 bytes at offset 3000 written and read back"
+# FIEMAP (ZUF_OP_FIEMAP): 8 KiB of data, a hole, 4 KiB at 1 MiB marked as the last extent.
+xfs_io -f -c "pwrite -q 0 8192" -c "pwrite -q 1048576 4096" -c "fiemap -v" extents > /tmp/fiemap 2>&1 || fail "fiemap: $(cat /tmp/fiemap)"
+grep -Eq "\[16\.\.2047\]: +hole" /tmp/fiemap && grep -Eq "\[2048\.\.2055\]: +[0-9]+\.\.[0-9]+ +8 +0x1\$" /tmp/fiemap &&
+	[ "$(awk '$2 ~ /^\[/ && $3 != "hole" && $4 ~ /^[0-9]+$/ {n += $4} END {print n}' /tmp/fiemap)" = 24 ] ||
+	fail "fiemap does not show 16 + 8 sectors of data around a hole, the last one flagged: $(cat /tmp/fiemap)"
+echo "fiemap: $(grep -c '^ *[0-9]*:' /tmp/fiemap) extents (data, hole, last data), as written"
 echo "ordinary use OK"
 
 step "DAX mmap"

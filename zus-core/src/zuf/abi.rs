@@ -2,7 +2,7 @@
 //! `tests/zuf_abi.rs` compiles a C program against the header and checks every size, offset
 //! and constant here against it. Change both together and bump [`ZUF_ABI_VERSION`].
 
-pub const ZUF_ABI_VERSION: u32 = 1;
+pub const ZUF_ABI_VERSION: u32 = 2;
 pub const ZUF_DEVICE_NAME: &str = "zuf";
 
 pub const ZUF_FS_NAME_MAX: usize = 16;
@@ -115,7 +115,8 @@ pub mod op {
     pub const OPEN: u32 = 24;
     pub const RELEASE: u32 = 25;
     pub const EVICT: u32 = 26;
-    pub const MAX: u32 = 27;
+    pub const FIEMAP: u32 = 27;
+    pub const MAX: u32 = 28;
 }
 
 pub const ZUF_F_APPEND: u32 = 0x1;
@@ -194,6 +195,19 @@ pub struct ZufDirent {
     pub name_len: u8,
     pub pad: u32,
 }
+
+/// One extent of a FIEMAP reply.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ZufExtent {
+    pub logical: u64,
+    pub physical: u64,
+    pub length: u64,
+    pub flags: u32,
+    pub pad: u32,
+}
+
+pub const ZUF_EXTENT_LAST: u32 = 0x1;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]

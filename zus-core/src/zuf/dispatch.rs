@@ -272,6 +272,21 @@ fn serve_inner<F: ZusFs + ?Sized>(fs: &F, op: &mut ZufOpBuf, window: &mut Mappin
         op::OPEN => fs.open(ino)?,
         op::RELEASE => fs.release(ino)?,
         op::EVICT => {}
+        op::FIEMAP => {
+            let dst = data(window, op)?;
+            let record = std::mem::size_of::<ZufExtent>();
+            let extents = fs.data_extents(ino, op.offset, u64::MAX - op.offset, dst.len() / record)?;
+            for (e, out) in extents.iter().zip(dst.chunks_exact_mut(record)) {
+                // Field by field at struct zuf_extent's offsets (checked by tests/zuf_abi.rs).
+                out[0..8].copy_from_slice(&e.offset.to_ne_bytes());
+                out[8..16].copy_from_slice(&e.device_offset.to_ne_bytes());
+                out[16..24].copy_from_slice(&e.len.to_ne_bytes());
+                let flags = if e.last { ZUF_EXTENT_LAST } else { 0 };
+                out[24..28].copy_from_slice(&flags.to_ne_bytes());
+                out[28..32].fill(0);
+            }
+            op.out_len = (extents.len() * record) as u64;
+        }
         _ => return Err(Error::NotSupported),
     }
     Ok(())
