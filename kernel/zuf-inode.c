@@ -10,6 +10,7 @@
 #include <linux/mm.h>
 #include <linux/slab.h>
 #include <linux/pagemap.h>
+#include <linux/posix_acl.h>
 #include "zuf.h"
 
 static bool zuf_type_ok(u32 mode)
@@ -155,7 +156,7 @@ int zuf_getattr(struct user_namespace *mnt_userns, const struct path *path,
 	return 0;
 }
 
-static void zuf_time_of(struct zuf_time *zt, const struct timespec64 *ts)
+void zuf_time_of(struct zuf_time *zt, const struct timespec64 *ts)
 {
 	zt->sec = ts->tv_sec;
 	zt->nsec = ts->tv_nsec;
@@ -228,6 +229,9 @@ int zuf_setattr(struct user_namespace *mnt_userns, struct dentry *dentry,
 		zuf_apply_attr(inode, &op.attr);
 	if (truncate)
 		filemap_invalidate_unlock(inode->i_mapping);
+	/* chmod rewrites the access ACL's owner, group (or mask) and other entries */
+	if (!err && (iattr->ia_valid & ATTR_MODE))
+		err = posix_acl_chmod(mnt_userns, inode, inode->i_mode);
 	return err;
 }
 
@@ -283,6 +287,8 @@ const struct inode_operations zuf_file_iops = {
 	.getattr	= zuf_getattr,
 	.setattr	= zuf_setattr,
 	.listxattr	= zuf_listxattr,
+	.get_acl	= zuf_get_acl,
+	.set_acl	= zuf_set_acl,
 	.fiemap		= zuf_fiemap,
 };
 
@@ -290,6 +296,8 @@ const struct inode_operations zuf_special_iops = {
 	.getattr	= zuf_getattr,
 	.setattr	= zuf_setattr,
 	.listxattr	= zuf_listxattr,
+	.get_acl	= zuf_get_acl,
+	.set_acl	= zuf_set_acl,
 };
 
 const struct inode_operations zuf_symlink_iops = {

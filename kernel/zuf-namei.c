@@ -8,6 +8,7 @@
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/slab.h>
+#include <linux/posix_acl.h>
 #include "zuf.h"
 
 /*
@@ -71,18 +72,25 @@ static int zuf_new(struct inode *dir, struct dentry *dentry, u32 opcode, umode_t
 {
 	struct zuf_io io = { .server_writes = false };
 	struct zuf_call op = { .op = opcode, .ino = dir->i_ino, .name = &dentry->d_name,
-			     .mode = mode, .rdev = new_encode_dev(rdev) };
+			     .rdev = new_encode_dev(rdev) };
+	struct posix_acl *default_acl = NULL, *acl = NULL;
 	struct inode *inode;
 	int err;
 
+	/* the directory's default ACL (or the umask) decides the mode */
+	err = zuf_acl_prepare(dir, &mode, &default_acl, &acl);
+	if (err)
+		return err;
+	op.mode = mode;
 	if (target) {
 		size_t len = strlen(target);
 
+		err = -ENAMETOOLONG;
 		if (len >= PAGE_SIZE)
-			return -ENAMETOOLONG;
+			goto out_acl;
 		err = zuf_io_alloc_kernel(&io, PAGE_SIZE);
 		if (err)
-			return err;
+			goto out_acl;
 		memcpy(page_address(io.pages[0]), target, len);
 		op.len = len;
 		op.io = &io;
@@ -91,21 +99,34 @@ static int zuf_new(struct inode *dir, struct dentry *dentry, u32 opcode, umode_t
 	if (target)
 		zuf_io_free_kernel(&io);
 	if (err)
-		return err;
+		goto out_acl;
 	err = zuf_check_attr(&op.attr, 0);
 	if (err)
-		return err;
+		goto out_acl;
 	if (op.attr.ino == dir->i_ino || (op.attr.mode & S_IFMT) != (mode & S_IFMT)) {
 		pr_warn_ratelimited("bad reply to a create in %lu\n", dir->i_ino);
-		return -EIO;
+		err = -EIO;
+		goto out_acl;
 	}
 	inode = zuf_iget(dir->i_sb, &op.attr, true);
-	if (IS_ERR(inode))
-		return PTR_ERR(inode);
+	if (IS_ERR(inode)) {
+		err = PTR_ERR(inode);
+		goto out_acl;
+	}
 	if (S_ISDIR(mode))
 		zuf_inc_nlink(dir);
+	/*
+	 * The inherited ACLs follow the create: a crash between the two leaves the new inode
+	 * with its mode (already narrowed by the ACL's mask) and without the ACL entries.
+	 */
+	err = zuf_acl_init(inode, default_acl, acl);
 	d_instantiate(dentry, inode);
-	return 0;
+	return err;
+
+out_acl:
+	posix_acl_release(default_acl);
+	posix_acl_release(acl);
+	return err;
 }
 
 static int zuf_create(struct user_namespace *mnt_userns, struct inode *dir,
@@ -240,4 +261,6 @@ const struct inode_operations zuf_dir_iops = {
 	.getattr	= zuf_getattr,
 	.setattr	= zuf_setattr,
 	.listxattr	= zuf_listxattr,
+	.get_acl	= zuf_get_acl,
+	.set_acl	= zuf_set_acl,
 };

@@ -2,7 +2,8 @@
 /*
  * zuf-xattr.c - extended attributes of the user., trusted. and security. namespaces: the
  * server stores them under their full names; values and name lists travel through kernel
- * pages mapped in the window.
+ * pages mapped in the window. The system.posix_acl_* names go through the VFS's ACL
+ * handlers to zuf-acl.c, which stores them the same way.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -10,6 +11,7 @@
 #include <linux/mm.h>
 #include <linux/slab.h>
 #include <linux/xattr.h>
+#include <linux/posix_acl_xattr.h>
 #include "zuf.h"
 
 /* Copy @len bytes out of (to_pages false: into) the io pages. */
@@ -42,7 +44,7 @@ static int zuf_xattr_name(const struct xattr_handler *h, const char *name, char 
 }
 
 /* GETXATTR or LISTXATTR into @buf of @size (0: only ask how much). */
-static ssize_t zuf_xattr_fetch(struct inode *inode, u32 opcode, const struct qstr *name,
+ssize_t zuf_xattr_fetch(struct inode *inode, u32 opcode, const struct qstr *name,
 			       void *buf, size_t size)
 {
 	struct zuf_io io = { .server_writes = true };
@@ -87,12 +89,41 @@ static int zuf_xattr_get(const struct xattr_handler *h, struct dentry *dentry,
 	return err;
 }
 
+/* SETXATTR of @value (@size bytes) under the full name @q, or REMOVEXATTR when @value is NULL. */
+int zuf_xattr_store(struct inode *inode, const struct qstr *q, const void *value, size_t size,
+		    int flags)
+{
+	struct zuf_io io = { .server_writes = false };
+	struct zuf_call op = { .ino = inode->i_ino, .flags = flags, .name = q };
+	int err;
+
+	if (size > XATTR_SIZE_MAX)
+		return -E2BIG;
+	if (!value) {
+		op.op = ZUF_OP_REMOVEXATTR;
+	} else {
+		op.op = ZUF_OP_SETXATTR;
+		op.len = size;
+		if (size) {
+			err = zuf_io_alloc_kernel(&io, size);
+			if (err)
+				return err;
+			zuf_io_memcpy(&io, (void *)value, size, true);
+			op.io = &io;
+		}
+	}
+	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
+	if (op.io)
+		zuf_io_free_kernel(&io);
+	if (!err)
+		inode->i_ctime = current_time(inode);
+	return err;
+}
+
 static int zuf_xattr_set(const struct xattr_handler *h, struct user_namespace *mnt_userns,
 			 struct dentry *dentry, struct inode *inode, const char *name,
 			 const void *value, size_t size, int flags)
 {
-	struct zuf_io io = { .server_writes = false };
-	struct zuf_call op = { .ino = inode->i_ino, .flags = flags };
 	struct qstr q;
 	char *full;
 	int err;
@@ -103,28 +134,8 @@ static int zuf_xattr_set(const struct xattr_handler *h, struct user_namespace *m
 	if (!full)
 		return -ENOMEM;
 	err = zuf_xattr_name(h, name, full, &q);
-	if (err)
-		goto out;
-	op.name = &q;
-	if (!value) {
-		op.op = ZUF_OP_REMOVEXATTR;
-	} else {
-		op.op = ZUF_OP_SETXATTR;
-		op.len = size;
-		if (size) {
-			err = zuf_io_alloc_kernel(&io, size);
-			if (err)
-				goto out;
-			zuf_io_memcpy(&io, (void *)value, size, true);
-			op.io = &io;
-		}
-	}
-	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
-	if (op.io)
-		zuf_io_free_kernel(&io);
 	if (!err)
-		inode->i_ctime = current_time(inode);
-out:
+		err = zuf_xattr_store(inode, &q, value, size, flags);
 	kfree(full);
 	return err;
 }
@@ -159,6 +170,8 @@ static const struct xattr_handler zuf_security_xattr = {
 };
 
 const struct xattr_handler *zuf_xattr_handlers[] = {
+	&posix_acl_access_xattr_handler,
+	&posix_acl_default_xattr_handler,
 	&zuf_user_xattr,
 	&zuf_trusted_xattr,
 	&zuf_security_xattr,

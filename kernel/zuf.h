@@ -174,6 +174,15 @@ int zuf_dispatch(struct zuf_sb_info *sbi, struct zuf_call *op);
 int zuf_io_alloc_kernel(struct zuf_io *io, size_t len);
 void zuf_io_free_kernel(struct zuf_io *io);
 
+/* zuf-acl.c */
+struct posix_acl;
+struct posix_acl *zuf_get_acl(struct inode *inode, int type, bool rcu);
+int zuf_set_acl(struct user_namespace *mnt_userns, struct inode *inode, struct posix_acl *acl,
+		int type);
+int zuf_acl_prepare(struct inode *dir, umode_t *mode, struct posix_acl **default_acl,
+		    struct posix_acl **acl);
+int zuf_acl_init(struct inode *inode, struct posix_acl *default_acl, struct posix_acl *acl);
+
 /* zuf-fiemap.c */
 struct fiemap_extent_info;
 int zuf_fiemap(struct inode *inode, struct fiemap_extent_info *fieinfo, u64 start, u64 len);
@@ -190,6 +199,7 @@ extern const struct inode_operations zuf_symlink_iops;
 struct inode *zuf_iget(struct super_block *sb, const struct zuf_attr *attr, bool created);
 int zuf_check_attr(const struct zuf_attr *attr, u64 want_ino);
 void zuf_apply_attr(struct inode *inode, const struct zuf_attr *attr);
+void zuf_time_of(struct zuf_time *zt, const struct timespec64 *ts);
 bool zuf_apply_reply_attr(struct inode *inode, const struct zuf_attr *attr);
 int zuf_getattr(struct user_namespace *mnt_userns, const struct path *path,
 		struct kstat *stat, u32 request_mask, unsigned int flags);
@@ -214,5 +224,9 @@ int zuf_file_mmap(struct file *file, struct vm_area_struct *vma);
 /* zuf-xattr.c */
 extern const struct xattr_handler *zuf_xattr_handlers[];
 ssize_t zuf_listxattr(struct dentry *dentry, char *buf, size_t size);
+ssize_t zuf_xattr_fetch(struct inode *inode, u32 opcode, const struct qstr *name, void *buf,
+			size_t size);
+int zuf_xattr_store(struct inode *inode, const struct qstr *q, const void *value, size_t size,
+		    int flags);
 
 #endif /* _ZUF_H */

@@ -66,11 +66,11 @@ MODULES+=(${EXTRA_MODULES:-})
 BINS=(/bin/bash /bin/kmod /usr/bin/ndctl /usr/bin/daxctl
 	/sbin/mke2fs /sbin/e2fsck /sbin/tune2fs /sbin/dumpe2fs /sbin/debugfs /sbin/resize2fs
 	/sbin/mkfs.xfs /usr/sbin/xfs_io /sbin/xfs_repair /usr/sbin/xfs_db
-	/usr/bin/numactl /usr/bin/setfattr /usr/bin/getfattr)
+	/usr/bin/numactl /usr/bin/setfattr /usr/bin/getfattr /usr/bin/setfacl /usr/bin/getfacl)
 # shellcheck disable=SC2206
 EXTRA=(${EXTRA_BINS:-})
 # Debian packages whose files go into the guest: their versions are part of the stamp.
-STAMP_PKGS=(busybox-static kmod ndctl e2fsprogs xfsprogs bash numactl attr libc6)
+STAMP_PKGS=(busybox-static kmod ndctl e2fsprogs xfsprogs bash numactl attr acl libc6)
 ROOTFS_PKGS=(bash perl xfsprogs e2fsprogs fio attr acl psmisc bc gawk quota dbench xfsdump
 	uuid-runtime kmod ndctl busybox-static util-linux procps numactl libaio1 liburing2 strace
 	file python3 libcap2-bin hostname sed grep findutils coreutils diffutils tar gzip xz-utils)

@@ -23,6 +23,7 @@ PACKAGES=(
 	cpio
 	e2fsprogs
 	xfsprogs
+	acl
 	debootstrap
 	util-linux
 	zstd

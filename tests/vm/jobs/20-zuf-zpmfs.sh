@@ -51,6 +51,20 @@ cmp copy/soft tree/a/f3 || fail symlink
 mv -f copy/a/f4 copy/a/f5 || fail "rename over"
 cmp copy/a/f5 tree/a/f4 && [ ! -e copy/a/f4 ] || fail "rename over: content"
 echo "rename, rename over a file, hard link (nlink 2), symlink: ok"
+# POSIX ACLs (zuf-acl.c): an access ACL grants a named user and implies the group bits (its
+# mask); a default ACL is inherited by new files, whose mode it decides instead of the umask;
+# chmod rewrites the mask; all of it survives the remount below (checked there).
+mkdir acl && setfacl -m u:1234:rw- copy/a/f7 && setfacl -d -m u:1234:r-x,m::rwx acl || fail "setfacl"
+getfacl -cp copy/a/f7 | grep -q "^user:1234:rw-" || fail "access ACL not kept: $(getfacl -cp copy/a/f7)"
+[ "$(stat -c %A copy/a/f7)" = "-rw-rw-r--" ] || fail "mode after the ACL: $(stat -c %A copy/a/f7) (mask rw- expected in the group bits)"
+(umask 077 && touch acl/inherited && mkdir acl/subdir) || fail "create under a default ACL"
+getfacl -cp acl/inherited | grep -q "^user:1234:r-x" || fail "default ACL not inherited: $(getfacl -cp acl/inherited)"
+getfacl -cp acl/subdir | grep -q "^default:user:1234:r-x" || fail "default ACL not passed to a subdirectory"
+[ "$(stat -c %a acl/inherited)" = 664 ] || fail "mode under a default ACL: $(stat -c %a acl/inherited) (the umask must not apply, 664 expected)"
+(umask 022 && touch plain) && [ "$(stat -c %a plain)" = 644 ] || fail "umask without a default ACL: $(stat -c %a plain)"
+chmod 640 copy/a/f7 && getfacl -cp copy/a/f7 | grep -q "^mask::r--" || fail "chmod did not rewrite the mask: $(getfacl -cp copy/a/f7)"
+getfacl -cp copy/a/f7 > /tmp/acl.f7
+echo "POSIX ACLs: access ACL and mask, default ACL inherited (mode 664 under umask 077), chmod: ok"
 setfattr -n user.k -v val copy/a/f6 2>/dev/null && [ "$(getfattr --only-values -n user.k copy/a/f6)" = val ] && echo "xattr ok" || echo "xattr tools not in guest: skipped"
 dd if=/dev/zero of=sparse bs=1 count=1 seek=$((1 << 30)) status=none || fail sparse
 [ "$(stat -c %s sparse)" = $((1 << 30 | 1)) ] || fail "sparse size"
@@ -92,6 +106,7 @@ fsck.zpmfs -n -f /dev/pmem0 || fail "fsck after umount"
 mount -t zpmfs /dev/pmem0 /mnt/pm || fail remount
 (cd /mnt/pm/tree && md5sum -c -s /tmp/sums) || fail "tree after remount"
 (cd /mnt/pm && md5sum -c -s /tmp/mapped.sum) || fail "mapped file after remount"
+getfacl -cp /mnt/pm/copy/a/f7 | cmp -s - /tmp/acl.f7 || fail "ACL after remount: $(getfacl -cp /mnt/pm/copy/a/f7)"
 
 step "kill -9 zus under a writer"
 ( i=0; while :; do echo "record $i" >> /mnt/pm/log || exit 0; echo $i > /tmp/done; i=$((i + 1)); done ) &
