@@ -307,7 +307,70 @@ impl Fs {
                 }
                 self.allocate_holes(&mut st, offset / BLOCK_SIZE, end.div_ceil(BLOCK_SIZE), new_size)
             }
+            FallocMode::CollapseRange => {
+                if offset % BLOCK_SIZE != 0 || len % BLOCK_SIZE != 0 {
+                    return Err(Error::Invalid("collapse range not block-aligned"));
+                }
+                if end >= st.size {
+                    return Err(Error::Invalid("collapse range reaches the end of the file"));
+                }
+                let new_size = st.size - len;
+                self.shift_pages(&mut st, offset / BLOCK_SIZE, len / BLOCK_SIZE, false, new_size)
+            }
+            FallocMode::InsertRange => {
+                if offset % BLOCK_SIZE != 0 || len % BLOCK_SIZE != 0 {
+                    return Err(Error::Invalid("insert range not block-aligned"));
+                }
+                if offset >= st.size {
+                    return Err(Error::Invalid("insert range at or past the end of the file"));
+                }
+                let new_size =
+                    st.size.checked_add(len).filter(|&n| n <= MAX_FILE_SIZE).ok_or(Error::FileTooBig)?;
+                self.shift_pages(&mut st, offset / BLOCK_SIZE, len / BLOCK_SIZE, true, new_size)
+            }
         }
+    }
+
+    /// Collapse (`up` false) or insert (`up` true) `count` pages at page `from`, in one commit:
+    /// one Punch unmaps everything from `from` on (freeing only a collapsed range's blocks:
+    /// the others move), then every mapped piece past the range is mapped again `count` pages
+    /// lower or higher, to the same blocks, and the size is set. A crash leaves the file as
+    /// it was or as it is after, never in between.
+    fn shift_pages(&self, st: &mut InodeState, from: u64, count: u64, up: bool, new_size: u64) -> Result<()> {
+        let now = Timespec::now();
+        let moving = if up { from } else { from + count };
+        let pieces = st.extents.mappings(moving, u64::MAX - moving);
+        let end = pieces.last().map_or(moving, |m| m.page + m.pages);
+        if up && end.checked_add(count).is_none_or(|e| e > MAX_FILE_SIZE / BLOCK_SIZE) {
+            return Err(Error::FileTooBig);
+        }
+        let mut entries = Vec::with_capacity(pieces.len() + 2);
+        if end > from {
+            entries.push(Entry::Punch { pgoff: from, npages: end - from, mtime: now });
+        }
+        for m in &pieces {
+            let to = if up { m.page + count } else { m.page - count };
+            // Pieces hold at most MAX_RUN pages (a Run's limit), far below a Write's u32.
+            entries.push(Entry::Write {
+                pgoff: to,
+                block: m.block,
+                nblocks: m.pages as u32,
+                size: new_size,
+                mtime: now,
+            });
+        }
+        entries.push(Entry::Attr {
+            mode: st.kind.mode_bits() | st.perm as u32,
+            uid: st.uid,
+            gid: st.gid,
+            size: new_size,
+            atime: st.atime,
+            mtime: now,
+            ctime: now,
+        });
+        let mut moved: Vec<Extent> = pieces.iter().map(|m| Extent { start: m.block, len: m.pages }).collect();
+        moved.sort_by_key(|x| x.start);
+        self.commit_keeping(st, entries, Pool::Normal, &moved)
     }
 
     /// Give every hole in pages [first, end) a zeroed block; set the size to `new_size`.

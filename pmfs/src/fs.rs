@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::alloc::{current_cpu, default_reserve, Allocator, Pool};
+use crate::alloc::{current_cpu, default_reserve, Allocator, Extent, Pool};
 use crate::dir::{check_name, kind_code, DirSlot};
 use crate::error::{Error, Result};
 use crate::icache::InodeCache;
@@ -297,6 +297,18 @@ impl Fs {
 
     /// As [`Fs::commit`], with new log pages from `pool`.
     pub(crate) fn commit_in(&self, st: &mut InodeState, entries: Vec<Entry>, pool: Pool) -> Result<()> {
+        self.commit_keeping(st, entries, pool, &[])
+    }
+
+    /// As [`Fs::commit_in`], where the entries move the blocks in `moved` (sorted by block)
+    /// within the file: the entries that unmap their old places must not free them.
+    pub(crate) fn commit_keeping(
+        &self,
+        st: &mut InodeState,
+        entries: Vec<Entry>,
+        pool: Pool,
+        moved: &[Extent],
+    ) -> Result<()> {
         if st.dead {
             return Err(Error::NotFound);
         }
@@ -315,9 +327,31 @@ impl Fs {
         };
         log::commit_tail(&self.pm, st.pm_off, staged.new_tail)?;
         st.log.apply_staged(&staged);
-        self.apply_all(st, &entries)?;
+        for e in &entries {
+            for x in st.apply(e)? {
+                self.free_except(x, moved);
+            }
+        }
         self.maybe_compact(st);
         Ok(())
+    }
+
+    /// Free `x` but for the parts of it in `keep` (sorted by block, not overlapping).
+    fn free_except(&self, x: Extent, keep: &[Extent]) {
+        let (mut at, end) = (x.start, x.start + x.len);
+        let first = keep.partition_point(|k| k.start + k.len <= at);
+        for k in &keep[first..] {
+            if k.start >= end {
+                break;
+            }
+            if k.start > at {
+                self.alloc.free(at, k.start - at);
+            }
+            at = at.max(k.start + k.len);
+        }
+        if at < end {
+            self.alloc.free(at, end - at);
+        }
     }
 
     /// Like [`Fs::commit`], but blocks the entries unmap are not returned to the allocator

@@ -175,6 +175,12 @@ pub enum FallocMode {
     PunchHole,
     /// FALLOC_FL_ZERO_RANGE: the range reads as zeros afterwards, blocks stay allocated.
     ZeroRange { keep_size: bool },
+    /// FALLOC_FL_COLLAPSE_RANGE: the range goes and what follows moves down by its length
+    /// (block-aligned, and ending before the end of the file).
+    CollapseRange,
+    /// FALLOC_FL_INSERT_RANGE: what follows the offset moves up, leaving a hole of the length
+    /// (block-aligned, the offset inside the file).
+    InsertRange,
 }
 
 /// lseek(2) whence values that need the filesystem.

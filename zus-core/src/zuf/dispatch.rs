@@ -205,12 +205,16 @@ fn serve_inner<F: ZusFs + ?Sized>(fs: &F, op: &mut ZufOpBuf, window: &mut Mappin
             const KEEP_SIZE: u32 = 0x01;
             const PUNCH_HOLE: u32 = 0x02;
             const ZERO_RANGE: u32 = 0x10;
+            const COLLAPSE_RANGE: u32 = 0x08;
+            const INSERT_RANGE: u32 = 0x20;
             let mode = match op.mode {
                 0 => FallocMode::Allocate { keep_size: false },
                 KEEP_SIZE => FallocMode::Allocate { keep_size: true },
                 m if m == PUNCH_HOLE | KEEP_SIZE => FallocMode::PunchHole,
                 ZERO_RANGE => FallocMode::ZeroRange { keep_size: false },
                 m if m == ZERO_RANGE | KEEP_SIZE => FallocMode::ZeroRange { keep_size: true },
+                COLLAPSE_RANGE => FallocMode::CollapseRange,
+                INSERT_RANGE => FallocMode::InsertRange,
                 _ => return Err(Error::NotSupported),
             };
             fs.fallocate(ino, mode, op.offset, op.len)?;
