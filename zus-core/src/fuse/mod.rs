@@ -1,7 +1,11 @@
-//! The FUSE transport: serves a [`ZusFs`] on /dev/fuse with the `fuser` crate.
+//! The FUSE transport: serves a [`ZusFs`] over /dev/fuse with the `fuser` crate, and over FUSE
+//! over io_uring (Linux 6.14+) where the kernel offers it.
 //!
 //! - `mount`: the kernel mount (mount(2) on /dev/fuse, type `fuse.zpmfs`) and unmount.
-//! - `ops`: the request handlers (decode, call the filesystem, reply once).
+//! - `handlers`: what each request does, as typed results; both channels call them.
+//! - `ops`: the /dev/fuse channel (fuser decodes, the handler runs, fuser replies once).
+//! - `uring`: the io_uring channel (per-CPU rings, zus's own decoding and encoding).
+//! - `channel`: the choice between them and the requests each carried (`zus status`).
 //! - `convert`: protocol values to and from the filesystem's types.
 //! - `pin`: one worker thread per CPU, pinned.
 //!
