@@ -93,7 +93,7 @@ pub fn start_session<F: ZusFs + 'static>(
     let ring_fd = dev_fuse.try_clone()?;
     let session = Session::from_fd(server, dev_fuse, acl, config)?;
     let _ = h.notifier.set(session.notifier());
-    let access = uring::Access { allow_other: cfg.allow_other, owner: nix::unistd::getuid().as_raw() };
+    let access = uring::Access { allow_other: cfg.allow_other, owner: nix::unistd::geteuid().as_raw() };
     uring.start(ring_fd, h, stats.clone(), access)?;
     Ok(Started { session, unmounted, stats })
 }

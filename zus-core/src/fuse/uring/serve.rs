@@ -14,7 +14,7 @@ use crate::fuse::handlers::{Handlers, OpResult, Origin, XattrValue};
 pub struct Access {
     /// `allow_other`: anyone.
     pub allow_other: bool,
-    /// The uid zus runs as (the session's owner).
+    /// The effective uid zus runs as (the session's owner, as fuser takes it).
     pub owner: u32,
 }
 
@@ -150,5 +150,124 @@ fn xattr(payload: &mut [u8], v: XattrValue) -> OpResult<usize> {
     match v {
         XattrValue::Size(n) => reply::count32(payload, n),
         XattrValue::Data(d) => reply::data(payload, &d),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::fuse::uring::abi::{op, put_u32, put_u64, u32_at, u64_at};
+
+    struct Img(PathBuf);
+    impl Drop for Img {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn handlers(tag: &str) -> (Img, Handlers<pmfs::Fs>) {
+        let path = PathBuf::from(format!("/dev/shm/uring-serve-{tag}-{}.img", std::process::id()));
+        std::fs::File::create(&path).expect("image").set_len(32 << 20).expect("size");
+        let dev = pmfs::device::Device::open(&path, true).expect("open");
+        pmfs::format::format(&dev, &Default::default()).expect("format");
+        drop(dev);
+        let fs = <pmfs::Fs as ZusFs>::mount(std::slice::from_ref(&path), &Default::default()).expect("mount");
+        (Img(path), Handlers::new(Arc::new(fs), Duration::from_secs(1), Vec::new()))
+    }
+
+    const ME: Access = Access { allow_other: false, owner: 0 };
+
+    /// A ring entry as the kernel fills it; the reply's (error, payload length).
+    fn request(
+        h: &Handlers<pmfs::Fs>,
+        opcode: u32,
+        nodeid: u64,
+        uid: u32,
+        op_in: &[u8],
+        payload_in: &[u8],
+        payload: &mut [u8],
+    ) -> (i32, usize) {
+        let mut header = [0u8; abi::REQ_HEADER_SZ];
+        put_u32(&mut header, 4, opcode);
+        put_u64(&mut header, 8, 42);
+        put_u64(&mut header, 16, nodeid);
+        put_u32(&mut header, 24, uid);
+        header[abi::IN_OUT_HEADER_SZ..abi::IN_OUT_HEADER_SZ + op_in.len()].copy_from_slice(op_in);
+        put_u32(&mut header, abi::ENT_PAYLOAD_SZ_OFF, payload_in.len() as u32);
+        payload[..payload_in.len()].copy_from_slice(payload_in);
+        serve(h, ME, 0, &mut header, payload);
+        assert_eq!(u64_at(&header, 8), Some(42), "the reply carries the request's unique");
+        let len = u32_at(&header, abi::ENT_PAYLOAD_SZ_OFF).expect("size") as usize;
+        assert_eq!(u32_at(&header, 0), Some((abi::OUT_HEADER_SZ + len) as u32));
+        (u32_at(&header, 4).expect("error") as i32, len)
+    }
+
+    #[test]
+    fn create_write_read_through_the_entry_layout() {
+        let (_img, h) = handlers("rw");
+        let mut payload = vec![0u8; 1 << 16];
+        let (err, _) = request(&h, op::LOOKUP, 1, 0, &[], b"f\0", &mut payload);
+        assert_eq!(err, -libc::ENOENT);
+
+        let mut create_in = [0u8; 16];
+        create_in[0..4].copy_from_slice(&(libc::O_RDWR as u32).to_le_bytes());
+        create_in[4..8].copy_from_slice(&0o644u32.to_le_bytes());
+        let (err, len) = request(&h, op::CREATE, 1, 0, &create_in, b"f\0", &mut payload);
+        assert_eq!((err, len), (0, abi::ENTRY_OUT_SZ + abi::OPEN_OUT_SZ));
+        let ino = u64_at(&payload, 0).expect("nodeid");
+        assert_eq!(u32_at(&payload, 40 + 60), Some(libc::S_IFREG | 0o644));
+
+        let mut write_in = [0u8; 40];
+        write_in[8..16].copy_from_slice(&4096u64.to_le_bytes());
+        write_in[16..20].copy_from_slice(&5u32.to_le_bytes());
+        let (err, len) = request(&h, op::WRITE, ino, 0, &write_in, b"hello", &mut payload);
+        assert_eq!((err, len), (0, abi::WRITE_OUT_SZ));
+        assert_eq!(u32_at(&payload, 0), Some(5));
+
+        let mut read_in = [0u8; 40];
+        read_in[8..16].copy_from_slice(&4096u64.to_le_bytes());
+        read_in[16..20].copy_from_slice(&100u32.to_le_bytes());
+        let (err, len) = request(&h, op::READ, ino, 0, &read_in, b"", &mut payload);
+        assert_eq!((err, len), (0, 5));
+        assert_eq!(&payload[..5], b"hello");
+
+        let (err, len) = request(&h, op::GETATTR, ino, 0, &[0u8; 16], b"", &mut payload);
+        assert_eq!((err, len), (0, abi::ATTR_OUT_SZ));
+        assert_eq!(u64_at(&payload, 16 + 8), Some(4101), "size");
+
+        let mut readdir_in = [0u8; 40];
+        readdir_in[16..20].copy_from_slice(&4096u32.to_le_bytes());
+        let (err, len) = request(&h, op::READDIR, 1, 0, &readdir_in, b"", &mut payload);
+        assert_eq!(err, 0);
+        assert!(len > 0 && len <= 4096);
+    }
+
+    #[test]
+    fn bad_requests_get_errors() {
+        let (_img, h) = handlers("bad");
+        let mut payload = vec![0u8; 4096];
+        // A name without its NUL.
+        assert_eq!(request(&h, op::LOOKUP, 1, 0, &[], b"abc", &mut payload).0, -libc::EINVAL);
+        // A write shorter than it says.
+        let mut write_in = [0u8; 40];
+        write_in[16..20].copy_from_slice(&100u32.to_le_bytes());
+        assert_eq!(request(&h, op::WRITE, 1, 0, &write_in, b"xy", &mut payload).0, -libc::EINVAL);
+        // A read larger than the buffer.
+        let mut read_in = [0u8; 40];
+        read_in[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(request(&h, op::READ, 1, 0, &read_in, b"", &mut payload).0, -libc::EINVAL);
+        // An opcode zus does not serve, and a stranger's request (fuser's EACCES rule).
+        assert_eq!(request(&h, 9999, 1, 0, &[], b"", &mut payload).0, -libc::ENOSYS);
+        assert_eq!(request(&h, op::GETATTR, 1, 1000, &[0u8; 16], b"", &mut payload).0, -libc::EACCES);
+        // The kernel claiming more payload than the buffer holds.
+        let mut header = [0u8; abi::REQ_HEADER_SZ];
+        put_u32(&mut header, 4, op::LOOKUP);
+        put_u32(&mut header, abi::ENT_PAYLOAD_SZ_OFF, 1 << 20);
+        serve(&h, ME, 0, &mut header, &mut payload);
+        assert_eq!(u32_at(&header, 4), Some((-libc::EINVAL) as u32));
     }
 }
