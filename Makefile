@@ -6,6 +6,7 @@
 #   make umount   unmount $(MNT)
 #   make test     build and run every test (what CI runs), with the quick crash and fuzz tiers
 #   make crash-test  the crash-consistency suite (every pair of operations); crash-test-full: longer
+#   make test-fuse-channels  the integration tests over FUSE over io_uring, then over /dev/fuse
 #   make bench    benchmarks side by side (bench-quick: the same in under 10 minutes)
 #   make fuzz     the image fuzzers, FUZZ_SECONDS each (fuzz-quick: a short run for CI)
 #
@@ -32,10 +33,10 @@ DEPS      := fuse3 attr sqlite3 git build-essential tar e2fsprogs util-linux cor
 SUDO      := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 SHELL     := /bin/bash
 
-.PHONY: help build install deps mount umount test crash-test crash-test-full
+.PHONY: help build install deps mount umount test test-fuse-channels crash-test crash-test-full
 
 help:
-	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
 
 build:
 	$(CARGO) build --release --workspace
@@ -131,6 +132,14 @@ test:
 	$(CARGO) test --workspace --doc
 	$(CARGO) run --release -q -p zpmfs-crash -- --quick
 	$(MAKE) fuzz-quick
+
+# The integration tests (real mounts) once per FUSE channel: the rings (needs Linux 6.14+ with
+# /sys/module/fuse/parameters/enable_uring=Y, which the tests set when root), then /dev/fuse.
+# `make test` mounts with the default, auto: the rings where the kernel offers them.
+test-fuse-channels:
+	$(CARGO) build --workspace --bins
+	ZPMFS_FUSE_CHANNEL=uring $(CARGO) nextest run -p zpmfs-tests --no-fail-fast
+	ZPMFS_FUSE_CHANNEL=dev $(CARGO) nextest run -p zpmfs-tests --no-fail-fast
 
 # The crash-consistency suite alone. crash-test: every single operation and every pair over the
 # seeded tree (each in-flight store alone), 50 random sequences of 6. crash-test-full: pairs of

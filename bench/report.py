@@ -199,6 +199,18 @@ def _ratio2(rows, a, b, threads=1, key="mean_us"):
     return x[key] / y[key]
 
 
+def uring_ratio(rows):
+    """FUSE over io_uring against /dev/fuse, zpmfs behind both: informational, no goal."""
+    mean = ratio(rows, "zpmfs_fuse_uring", "zpmfs_fuse", "randwrite_4k")
+    if mean is None:
+        return None
+    p50 = ratio(rows, "zpmfs_fuse_uring", "zpmfs_fuse", "randwrite_4k", key="p50_us")
+    return {"value": round(mean, 3), "value_p50": None if p50 is None else round(p50, 3), "goal": None,
+            "what": "host: zpmfs over FUSE over io_uring / zpmfs over /dev/fuse, mean latency of fio 4 KiB "
+                    "randwrite (O_DIRECT, psync), 1 job; below 1 means the rings are faster",
+            "note": "no goal set: reported only"}
+
+
 def extra_ratios(rows):
     """Informational ratios (no goals) for every thread count and workload both sides ran."""
     out = {}
@@ -206,6 +218,7 @@ def extra_ratios(rows):
     for t in threads:
         for wl in ("randwrite_4k", "randread_4k", "append_4k_fdatasync", "seqwrite_64k", "seqread_64k"):
             for num, den in (("zpmfs_fuse", "null_fuse"), ("zpmfs_fuse", "tmpfs"),
+                             ("zpmfs_fuse_uring", "zpmfs_fuse"), ("zpmfs_fuse_uring", "null_fuse"),
                              ("guest_zpmfs_zuf", "guest_ext4_dax"), ("guest_zpmfs_zuf", "guest_xfs_dax"),
                              ("guest_zpmfs_fuse", "guest_zpmfs_zuf")):
                 v = ratio(rows, num, den, wl, t)
@@ -216,7 +229,7 @@ def extra_ratios(rows):
             if v is not None:
                 out[f"inprocess_vs_nova_floor.t{t}"] = round(v, 3)
         for num, den in (("zpmfs_fuse", "null_fuse"), ("zpmfs_fuse", "tmpfs"),
-                         ("guest_zpmfs_zuf", "guest_ext4_dax")):
+                         ("zpmfs_fuse_uring", "zpmfs_fuse"), ("guest_zpmfs_zuf", "guest_ext4_dax")):
             v = geomean_ratio(rows, num, den, "meta_", t)
             if v is not None:
                 out[f"meta_{num}_vs_{den}.geomean.t{t}"] = round(v, 3)
@@ -342,6 +355,7 @@ def main():
     summary["mount_files"] = mounts.get("clean", {}).get("files")
     summary["memory"] = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in mem.items()}
     summary["populate"] = populate
+    summary["ratio_fuse_uring_vs_fuse"] = uring_ratio(rows)
     summary["other_ratios"] = extra_ratios(rows)
     summary["ratio_numa_remote_vs_local_host"] = numa_ratio(rows, "")
     summary["ratio_numa_remote_vs_local_guest"] = numa_ratio(rows, "guest_")
@@ -380,6 +394,10 @@ def main():
     md += ["", "| other figure | value |", "|---|---|",
            f"| mount after clean unmount, {summary['mount_files'] or '?'} files | {fmt(summary['mount_secs_clean'])} s |",
            f"| mount after kill -9, {summary['mount_files'] or '?'} files | {fmt(summary['mount_secs_after_kill9'])} s |"]
+    u = summary["ratio_fuse_uring_vs_fuse"]
+    if u:
+        md.append(f"| `ratio_fuse_uring_vs_fuse` (FUSE over io_uring / /dev/fuse, randwrite_4k 1 job, "
+                  f"mean; median) | {fmt(u['value'])}; {fmt(u['value_p50'])} |")
     for k in ("dram_bytes_per_dentry_readdir_only", "dram_bytes_per_inode_after_crash_mount"):
         if mem.get(k) is not None:
             md.append(f"| `{k}` | {fmt(mem[k])} |")

@@ -1,17 +1,19 @@
 #!/bin/bash
 # zpmfs benchmarks on this host: `make bench` (full) or `make bench-quick`.
 #
-#   bench/run.sh [--quick|--full] [--out DIR] [--threads "1 2 ..."] [--no-guest]
+#   bench/run.sh [--quick|--full] [--out DIR] [--threads "1 2 ..."] [--no-guest] [--fuse-only]
 #
 # Runs side by side, in one run: the persistence floor (zbench floor), zpmfs in-process
-# (zbench inproc), zpmfs over FUSE (zus, image in /dev/shm), the null FUSE server (nullfuse,
+# (zbench inproc), zpmfs over FUSE (zus, image in /dev/shm) through /dev/fuse (zpmfs_fuse) and
+# through FUSE over io_uring (zpmfs_fuse_uring, where the kernel has it switched on), the null FUSE server (nullfuse,
 # the transport floor) and tmpfs; fio 4 KiB randwrite / randread (O_DIRECT, psync), 4 KiB
 # append + fdatasync, 64 KiB sequential write and read; metadata (zbench meta); mount time
 # after a clean unmount and after kill -9; zus memory per inode and per extent. Writes
 # bench/results/<date-time>/ (raw/, results.csv, summary.json, summary.md, plots/) and points
 # bench/results/latest at it. Needs root (mounts), fio and the release binaries. Then, unless
 # --no-guest, the guest part (bench/guest/run.sh: zuf.ko, ext4-DAX, xfs-DAX, FUSE and tmpfs in a
-# qemu guest), whose results join the same summary.
+# qemu guest), whose results join the same summary. --fuse-only: only zpmfs over FUSE, both
+# channels (no guest).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -21,6 +23,7 @@ MODE=full
 OUT=""
 THREADS=""
 GUEST=1
+FUSE_ONLY=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) MODE=quick ;;
@@ -28,7 +31,8 @@ while [ $# -gt 0 ]; do
 	--out) OUT=$2; shift ;;
 	--threads) THREADS=$2; shift ;;
 	--no-guest) GUEST=0 ;;
-	*) echo "usage: bench/run.sh [--quick|--full] [--out DIR] [--threads LIST] [--no-guest]" >&2; exit 2 ;;
+	--fuse-only) FUSE_ONLY=1; GUEST=0 ;;
+	*) echo "usage: bench/run.sh [--quick|--full] [--out DIR] [--threads LIST] [--no-guest] [--fuse-only]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -110,8 +114,10 @@ mem_line() { # what pid files extents
 	echo "{\"kind\":\"mem\",\"what\":\"$1\",\"files\":$3,\"extents\":$4,\"vmrss\":$(status_bytes "$pid" VmRSS),\"rss_anon\":$(status_bytes "$pid" RssAnon),\"rss_shmem\":$(status_bytes "$pid" RssShmem),\"rss_file\":$(status_bytes "$pid" RssFile)}" >>"$JSONL"
 }
 
-mount_zpmfs() { # image mountpoint
-	"$BIN/zus" mount --config "$ZUS_CONF" "$1" "$2" >/dev/null
+# The FUSE channel of every zpmfs mount but zpmfs_fuse_uring's: /dev/fuse, as in the results
+# from before the io_uring channel (zus's own default, auto, would take the rings where offered).
+mount_zpmfs() { # image mountpoint [channel]
+	"$BIN/zus" mount --config "$ZUS_CONF" -o "fuse_channel=${3:-dev}" "$1" "$2" >/dev/null
 }
 
 # Unmount zpmfs and wait for its zus to finish (it writes the clean state, then exits), so that
@@ -178,6 +184,7 @@ log "mode $MODE, threads $THREADS, ${SECS}s per measurement, results in $OUT"
 } >>"$JSONL"
 
 # (a) the persistence floor and (b) zpmfs in-process.
+if [ $FUSE_ONLY -eq 0 ]; then
 for t in $THREADS; do
 	log "floor, $t thread(s)"
 	"$BIN/zbench" floor --dir /dev/shm --threads "$t" --secs "$SECS" --mib "$FILE_MIB" >>"$JSONL"
@@ -185,6 +192,7 @@ for t in $THREADS; do
 	fresh_zpmfs "$IMG_SIZE"
 	"$BIN/zbench" inproc --image "$IMG" --threads "$t" --secs "$SECS" --mib "$FILE_MIB" >>"$JSONL"
 done
+fi
 
 # (c) zpmfs over FUSE.
 log "zpmfs over FUSE: fio"
@@ -194,6 +202,24 @@ fio_all zpmfs_fuse "$MNT_ZPMFS"
 log "zpmfs over FUSE: metadata"
 meta_all zpmfs_fuse "$MNT_ZPMFS"
 umount_zpmfs
+
+# (c2) zpmfs over FUSE over io_uring (Linux 6.14+, /sys/module/fuse/parameters/enable_uring=Y):
+# the same jobs, the kernel handing each request to the ring of the caller's CPU.
+if [ "$(cat /sys/module/fuse/parameters/enable_uring 2>/dev/null)" = Y ]; then
+	log "zpmfs over FUSE over io_uring: fio"
+	fresh_zpmfs "$IMG_SIZE"
+	mount_zpmfs "$IMG" "$MNT_ZPMFS" uring
+	"$BIN/zus" status "$MNT_ZPMFS" >"$RAW/zus_status.uring.before" 2>&1 || true
+	fio_all zpmfs_fuse_uring "$MNT_ZPMFS"
+	log "zpmfs over FUSE over io_uring: metadata"
+	meta_all zpmfs_fuse_uring "$MNT_ZPMFS"
+	"$BIN/zus" status "$MNT_ZPMFS" >"$RAW/zus_status.uring.after" 2>&1 || true
+	umount_zpmfs
+else
+	log "skipping zpmfs over FUSE over io_uring: /sys/module/fuse/parameters/enable_uring is not Y (as root: echo Y > it)"
+fi
+
+if [ $FUSE_ONLY -eq 0 ]; then
 
 # (d) the null FUSE server.
 log "null FUSE: fio and metadata"
@@ -266,6 +292,7 @@ log "device set: local against forced-remote placement, spill of a full node (zb
 "$BIN/mkfs-zpmfs" -q --numa-nodes 0,1 -s 256M "$WORK/numa0.img" "$WORK/numa1.img"
 "$BIN/zbench" numa --devices "$WORK/numa0.img:$WORK/numa1.img" --secs "$SECS" --mib 32 --rounds 3 >>"$JSONL"
 rm -f "$WORK/numa0.img" "$WORK/numa1.img"
+fi # FUSE_ONLY
 
 HOST_SECS=$(( $(date +%s) - T0 ))
 if [ $GUEST -eq 1 ]; then

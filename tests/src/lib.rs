@@ -312,6 +312,37 @@ fn kill9(pid: u32) {
     }
 }
 
+/// The FUSE channel the suite is asked to mount with (`ZPMFS_FUSE_CHANNEL`), if any.
+pub fn fuse_channel_from_env() -> Option<String> {
+    std::env::var("ZPMFS_FUSE_CHANNEL").ok().filter(|c| !c.is_empty())
+}
+
+/// The kernel's switch for FUSE over io_uring (Linux 6.14+).
+pub const ENABLE_URING: &str = "/sys/module/fuse/parameters/enable_uring";
+
+/// Whether FUSE over io_uring is on, switching it on when it is off and we may (root); `Err`
+/// says why it cannot be had, for a test to print when it skips.
+pub fn ensure_fuse_uring() -> Result<(), String> {
+    match fs::read_to_string(ENABLE_URING) {
+        Ok(v) if v.trim() == "Y" => Ok(()),
+        Ok(_) => {
+            fs::write(ENABLE_URING, "Y").map_err(|e| format!("{ENABLE_URING} is N and cannot be set: {e}"))
+        }
+        Err(_) => Err(format!("this kernel has no FUSE over io_uring ({ENABLE_URING} missing; Linux 6.14+)")),
+    }
+}
+
+/// `zus status MNT` of a running zus.
+pub fn zus_status(mnt: &Path) -> String {
+    run(Command::new(bin("zus")).arg("status").arg(mnt)).ok().text()
+}
+
+/// A number in a `zus status` report (`key=N`), 0 when absent.
+pub fn status_number(report: &str, key: &str) -> u64 {
+    let prefix = format!("{key}=");
+    report.split_whitespace().find_map(|w| w.strip_prefix(&prefix)).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
 /// A zpmfs image in /dev/shm and a mount point under /tmp. Dropping it unmounts (umount, then
 /// umount -l), stops the server (waits, then SIGKILL), removes the mount point and the image.
 pub struct TestFs {
@@ -348,9 +379,16 @@ impl TestFs {
         TestFs { image, mnt }
     }
 
-    /// `zus mount [extra...] IMAGE MNT`, whatever the result.
+    /// `zus mount [extra...] IMAGE MNT`, whatever the result. With `ZPMFS_FUSE_CHANNEL` set
+    /// (auto, uring, dev), the mount uses that FUSE channel (`-o fuse_channel=`), so that the
+    /// whole suite can run over either channel.
     pub fn try_mount(&self, extra: &[&str]) -> Output {
-        run(Command::new(bin("zus")).arg("mount").args(extra).arg(&self.image).arg(&self.mnt))
+        let mut cmd = Command::new(bin("zus"));
+        cmd.arg("mount");
+        if let Some(channel) = fuse_channel_from_env() {
+            cmd.arg("-o").arg(format!("fuse_channel={channel}"));
+        }
+        run(cmd.args(extra).arg(&self.image).arg(&self.mnt))
     }
 
     /// Mount, and panic unless it worked.

@@ -15,8 +15,9 @@ usage: zus mount [--config FILE] [-o OPTIONS] [--foreground] DEVICE-OR-IMAGE MOU
 `zus serve` registers the zpmfs filesystem type with zuf.ko (the kernel module) and serves
 every `mount -t zpmfs /dev/pmemN MOUNTPOINT` until it is stopped; it stays in the foreground.
 
-`zus status` prints what the zus serving MOUNTPOINT over FUSE says: space, and per NUMA node
-of a device set its blocks, free blocks, and allocations local to it or spilled elsewhere.
+`zus status` prints what the zus serving MOUNTPOINT over FUSE says: the FUSE channel (io_uring
+with its queues, or /dev/fuse) and the requests each carried, space, and per NUMA node of a
+device set its blocks, free blocks, and allocations local to it or spilled elsewhere.
 
 Mount the zpmfs image or PM device on MOUNTPOINT and serve it over FUSE. Without
 --foreground, zus returns once the mount is ready and keeps serving in the background;
@@ -29,6 +30,8 @@ it unmounts cleanly on SIGTERM, SIGINT or umount of MOUNTPOINT.
                           A:B:... names the members of a device set, as DEVICE may),
                         cpu_nodes=N:N:... (CPU i is on NUMA node N_i; default sysfs),
                         nosubtype (type `fuse` instead of `fuse.zpmfs`),
+                        fuse_channel=auto|uring|dev (FUSE over io_uring where
+                          the kernel offers it, io_uring or fail, /dev/fuse),
                         suid, dev (FUSE mounts default to nosuid,nodev), noexec, noatime,
                         relatime, sync, dirsync; defaults, auto, noauto, user, nouser,
                         nofail, _netdev and x-* are accepted and ignored

@@ -27,11 +27,15 @@ pub struct FuseConfig {
     pub attr_ttl_ms: u64,
     /// Let users other than root use the mount (the `allow_other` mount option).
     pub allow_other: bool,
+    /// How requests travel: "auto" (io_uring where the kernel offers it, else /dev/fuse),
+    /// "uring" (io_uring or no mount) or "dev" (/dev/fuse). The mount option `fuse_channel=`
+    /// overrides it.
+    pub channel: crate::fuse::channel::ChannelChoice,
 }
 
 impl Default for FuseConfig {
     fn default() -> Self {
-        FuseConfig { threads: 0, attr_ttl_ms: 1000, allow_other: false }
+        FuseConfig { threads: 0, attr_ttl_ms: 1000, allow_other: false, channel: Default::default() }
     }
 }
 
@@ -166,7 +170,10 @@ mod tests {
              [log]\nlevel = \"debug\"\nfile = \"/var/log/zus.log\"\n",
         )
         .expect("parses");
-        assert_eq!(c.fuse, FuseConfig { threads: 4, attr_ttl_ms: 250, allow_other: true });
+        assert_eq!(
+            c.fuse,
+            FuseConfig { threads: 4, attr_ttl_ms: 250, allow_other: true, ..Default::default() }
+        );
         assert_eq!(c.log.level, LogLevel::Debug);
         assert_eq!(c.log.file.as_deref(), Some(Path::new("/var/log/zus.log")));
     }

@@ -4,7 +4,8 @@
 //! transports serve it: [`fuse`] over /dev/fuse (zuf.ko, the kernel transport, comes later).
 //! [`server`] is `zus mount`: mount, serve, unmount cleanly.
 //!
-//! The only unsafe code is the fork in [`daemon`].
+//! The only unsafe code is the fork in [`daemon`], the zuf.ko ABI, and the ring buffers that
+//! FUSE over io_uring shares with the kernel (`fuse/uring/queue.rs`).
 
 #![deny(unsafe_code)]
 

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::fuse::channel::ChannelChoice;
+
 /// What the mount options ask for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountOpts {
@@ -20,6 +22,8 @@ pub struct MountOpts {
     pub cpu_nodes: Option<String>,
     /// Show the type as `fuse.zpmfs` (default) or, with `nosubtype`, as plain `fuse`.
     pub subtype: bool,
+    /// `fuse_channel=auto|uring|dev`: how FUSE requests travel (overrides `[fuse] channel`).
+    pub fuse_channel: Option<ChannelChoice>,
     /// Kernel mount flags. FUSE mounts default to nosuid,nodev as libfuse does; `suid` and
     /// `dev` lift that.
     pub flags: MountFlags,
@@ -64,6 +68,7 @@ impl Default for MountOpts {
             source: None,
             cpu_nodes: None,
             subtype: true,
+            fuse_channel: None,
             flags: MountFlags::default(),
         }
     }
@@ -134,6 +139,14 @@ impl MountOpts {
                     }
                     self.cpu_nodes = Some(list);
                 }
+                "fuse_channel" => match ChannelChoice::parse(value) {
+                    Some(c) => self.fuse_channel = Some(c),
+                    None => {
+                        return Err(OptionError::Unknown(format!(
+                            "{opt} (fuse_channel= takes auto, uring or dev)"
+                        )))
+                    }
+                },
                 k if k.starts_with("x-") => {}
                 _ => return Err(OptionError::Unknown(opt.to_string())),
             }
@@ -214,6 +227,16 @@ mod tests {
         assert_eq!(parse("fsname=a=b").expect("parses").fsname.as_deref(), Some("a=b"));
         assert_eq!(parse("fsname="), Err(OptionError::Empty("fsname")));
         assert_eq!(parse("source="), Err(OptionError::Empty("source")));
+    }
+
+    #[test]
+    fn fuse_channel() {
+        assert_eq!(parse("").expect("parses").fuse_channel, None);
+        assert_eq!(parse("fuse_channel=uring").expect("parses").fuse_channel, Some(ChannelChoice::Uring));
+        assert_eq!(parse("fuse_channel=dev").expect("parses").fuse_channel, Some(ChannelChoice::Dev));
+        assert_eq!(parse("fuse_channel=auto").expect("parses").fuse_channel, Some(ChannelChoice::Auto));
+        let err = parse("fuse_channel=fast").expect_err("rejected");
+        assert!(err.to_string().contains("auto, uring or dev"), "{err}");
     }
 
     #[test]

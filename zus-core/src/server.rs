@@ -53,6 +53,7 @@ fn plan(args: &MountArgs) -> Result<Plan, String> {
         threads: pin::worker_count(config.fuse.threads, &cpus),
         cpus,
         allow_other: opts.allow_other,
+        channel: opts.fuse_channel.unwrap_or(config.fuse.channel),
     };
     Ok(Plan { images, image, fsname, mountpoint, opts, serve })
 }
@@ -157,14 +158,15 @@ fn serve<F: ZusFs + 'static>(plan: &Plan, ready: Option<daemon::ReadyPipe>) -> i
             return fail(ready, e.to_string());
         }
     };
-    let (session, unmounted) = match start_session(fs.clone(), dev_fuse, &plan.serve) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = fuse_mount.unmount();
-            let _ = fs.unmount();
-            return fail(ready, format!("FUSE session on {} failed: {e}", plan.mountpoint.display()));
-        }
-    };
+    let crate::fuse::Started { session, unmounted, stats } =
+        match start_session(fs.clone(), dev_fuse, &plan.serve) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = fuse_mount.unmount();
+                let _ = fs.unmount();
+                return fail(ready, format!("FUSE session on {} failed: {e}", plan.mountpoint.display()));
+            }
+        };
     println!(
         "zus: mounted {} on {} ({})",
         plan.image.display(),
@@ -173,7 +175,7 @@ fn serve<F: ZusFs + 'static>(plan: &Plan, ready: Option<daemon::ReadyPipe>) -> i
     );
     let _ = std::io::stdout().flush();
     let fuse_mount = Arc::new(fuse_mount);
-    if let Err(e) = crate::status::serve(fs.clone(), &plan.mountpoint) {
+    if let Err(e) = crate::status::serve(fs.clone(), &plan.mountpoint, Some(stats)) {
         log::warn!("no status socket for `zus status` ({e})");
     }
     if let Err(e) = spawn_signal_thread(signals, fuse_mount.clone()) {

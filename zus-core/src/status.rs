@@ -1,6 +1,7 @@
 //! `zus status MOUNTPOINT`: what a running zus says about its mount, over a Unix socket the
 //! server keeps in /run/zpmfs (root only): space, and per NUMA node of a device set the
-//! blocks, free blocks, and where each node's CPUs' allocations went (local, spilled).
+//! blocks, free blocks, and where each node's CPUs' allocations went (local, spilled); over
+//! FUSE, the channel requests travel by (io_uring or /dev/fuse) and how many each carried.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::fs_api::ZusFs;
+use crate::fuse::channel::ChannelStats;
 
 const DIR: &str = "/run/zpmfs";
 
@@ -22,8 +24,11 @@ pub fn socket_path(mountpoint: &Path) -> PathBuf {
 }
 
 /// The report, one `key=value ...` line per item.
-pub fn report<F: ZusFs>(fs: &F, mountpoint: &Path) -> String {
+pub fn report<F: ZusFs>(fs: &F, mountpoint: &Path, fuse: Option<&ChannelStats>) -> String {
     let mut out = format!("mountpoint={}\n", mountpoint.display());
+    if let Some(stats) = fuse {
+        out.push_str(&stats.report());
+    }
     if let Ok(st) = fs.statfs() {
         out.push_str(&format!("blocks={} free={} avail={}\n", st.blocks, st.blocks_free, st.blocks_avail));
     }
@@ -40,7 +45,11 @@ pub fn report<F: ZusFs>(fs: &F, mountpoint: &Path) -> String {
 
 /// Answer `zus status` for `mountpoint` until the process ends. The socket is removed by
 /// [`stop`]; a stale one left by a killed zus is replaced.
-pub fn serve<F: ZusFs + 'static>(fs: Arc<F>, mountpoint: &Path) -> std::io::Result<()> {
+pub fn serve<F: ZusFs + 'static>(
+    fs: Arc<F>,
+    mountpoint: &Path,
+    fuse: Option<Arc<ChannelStats>>,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(DIR)?;
     std::fs::set_permissions(DIR, std::fs::Permissions::from_mode(0o700))?;
     let path = socket_path(mountpoint);
@@ -50,7 +59,7 @@ pub fn serve<F: ZusFs + 'static>(fs: Arc<F>, mountpoint: &Path) -> std::io::Resu
     let mnt = mountpoint.to_path_buf();
     std::thread::Builder::new().name("zus-status".into()).spawn(move || {
         for mut conn in listener.incoming().flatten() {
-            let _ = conn.write_all(report(&*fs, &mnt).as_bytes());
+            let _ = conn.write_all(report(&*fs, &mnt, fuse.as_deref()).as_bytes());
         }
     })?;
     Ok(())

@@ -7,7 +7,7 @@
 use pmfs::acl::{self, Acl};
 use pmfs::Error;
 
-use super::FuseServer;
+use super::handlers::Handlers;
 use crate::fs_api::{Caller, Ino, Result, SetAttr, XattrFlags, ZusFs};
 
 /// What to create a new inode with: its mode, and the ACL xattrs to give it right after.
@@ -16,7 +16,7 @@ pub struct Creation {
     pub xattrs: Vec<(&'static [u8], Vec<u8>)>,
 }
 
-impl<F: ZusFs + 'static> FuseServer<F> {
+impl<F: ZusFs + 'static> Handlers<F> {
     /// The directory's default ACL, if it has one.
     fn default_acl(&self, dir: Ino) -> Result<Option<(Acl, Vec<u8>)>> {
         match self.fs.getxattr(dir, acl::DEFAULT_XATTR) {
@@ -28,7 +28,7 @@ impl<F: ZusFs + 'static> FuseServer<F> {
 
     /// Mode and ACLs for a new inode of `mode` (type and permission bits) in `parent`.
     pub(super) fn creation(&self, parent: Ino, mode: u32, umask: u32, is_dir: bool) -> Result<Creation> {
-        if !self.posix_acl {
+        if !self.posix_acl() {
             // The kernel applied the umask already.
             return Ok(Creation { mode, xattrs: Vec::new() });
         }

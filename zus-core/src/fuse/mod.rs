@@ -1,7 +1,11 @@
-//! The FUSE transport: serves a [`ZusFs`] on /dev/fuse with the `fuser` crate.
+//! The FUSE transport: serves a [`ZusFs`] over /dev/fuse with the `fuser` crate, and over FUSE
+//! over io_uring (Linux 6.14+) where the kernel offers it.
 //!
 //! - `mount`: the kernel mount (mount(2) on /dev/fuse, type `fuse.zpmfs`) and unmount.
-//! - `ops`: the request handlers (decode, call the filesystem, reply once).
+//! - `handlers`: what each request does, as typed results; both channels call them.
+//! - `ops`: the /dev/fuse channel (fuser decodes, the handler runs, fuser replies once).
+//! - `uring`: the io_uring channel (per-CPU rings, zus's own decoding and encoding).
+//! - `channel`: the choice between them and the requests each carried (`zus status`).
 //! - `convert`: protocol values to and from the filesystem's types.
 //! - `pin`: one worker thread per CPU, pinned.
 //!
@@ -11,43 +15,35 @@
 //! page cache; on older kernels the page cache is write-through.
 
 mod acl;
+pub mod channel;
 pub mod convert;
+mod handlers;
 pub mod mount;
 mod ops;
 pub mod pin;
+mod uring;
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use fuser::{Notifier, Session, SessionACL};
+use fuser::{Session, SessionACL};
 
 use crate::fs_api::ZusFs;
+use channel::{ChannelChoice, ChannelStats};
+use handlers::Handlers;
+use uring::UringChannel;
 
 /// The result of the filesystem's unmount, set when the FUSE session is destroyed.
 pub type UnmountResult = Arc<OnceLock<Result<(), String>>>;
 
-/// A [`ZusFs`] as a fuser filesystem.
+/// A [`ZusFs`] as a fuser filesystem (the /dev/fuse channel); the io_uring channel shares its
+/// handlers.
 pub struct FuseServer<F: ZusFs + 'static> {
-    fs: Arc<F>,
-    /// How long the kernel may cache attributes and entries.
-    ttl: Duration,
-    /// Open files with FOPEN_DIRECT_IO (decided at INIT).
-    direct_io: bool,
-    /// The kernel sends the file's current flags with each write (ABI 7.9 and later).
-    write_flags_reliable: bool,
-    /// FUSE_POSIX_ACL negotiated: ACLs are enforced by the kernel, kept in step by zus.
-    posix_acl: bool,
-    next_fh: AtomicU64,
-    pin: pin::Pinner,
+    h: Arc<Handlers<F>>,
     unmounted: UnmountResult,
-    /// Tells the kernel to drop cached attributes that zus changed on its own (set once the
-    /// session exists).
-    notifier: Arc<OnceLock<Notifier>>,
-    /// The filesystem spans several NUMA nodes: allocations follow the caller's CPU, not the
-    /// worker's (a worker serves whoever's request it reads).
-    numa_placement: bool,
+    uring: Arc<UringChannel>,
+    stats: Arc<ChannelStats>,
 }
 
 /// How to serve.
@@ -59,45 +55,45 @@ pub struct ServeConfig {
     /// The CPUs to pin worker `i` to (`cpus[i % len]`); empty: no pinning.
     pub cpus: Vec<usize>,
     pub allow_other: bool,
+    /// /dev/fuse, io_uring, or io_uring where the kernel offers it.
+    pub channel: ChannelChoice,
 }
 
-impl<F: ZusFs + 'static> FuseServer<F> {
-    pub fn new(fs: Arc<F>, cfg: &ServeConfig) -> (FuseServer<F>, UnmountResult) {
-        let unmounted = UnmountResult::default();
-        let numa_placement = fs.node_stats().len() > 1;
-        let server = FuseServer {
-            numa_placement,
-            fs,
-            ttl: cfg.ttl,
-            direct_io: false,
-            write_flags_reliable: false,
-            posix_acl: false,
-            next_fh: AtomicU64::new(1),
-            pin: pin::Pinner::new(cfg.cpus.clone()),
-            unmounted: unmounted.clone(),
-            notifier: Arc::default(),
-        };
-        (server, unmounted)
-    }
+/// A started session: serve it with `session.run()`, which returns when the filesystem is
+/// unmounted.
+pub struct Started<F: ZusFs + 'static> {
+    pub session: Session<FuseServer<F>>,
+    pub unmounted: UnmountResult,
+    /// Requests per channel, and which one carries them (`zus status`).
+    pub stats: Arc<ChannelStats>,
 }
 
 /// Start a FUSE session on `dev_fuse` (a descriptor of a fresh mount): answers the kernel's
-/// INIT before it returns, so the mount is usable once this returns Ok. Serve it with
-/// `Session::run`, which returns when the filesystem is unmounted; the server's `destroy`
-/// then unmounts the filesystem, with the result in the returned [`UnmountResult`].
+/// INIT and, where chosen and offered, registers the io_uring queues before it returns, so
+/// the mount is usable once this returns Ok. Serve it with `Session::run`, which returns when
+/// the filesystem is unmounted; the server's `destroy` then unmounts the filesystem, with the
+/// result in the returned [`UnmountResult`].
 pub fn start_session<F: ZusFs + 'static>(
     fs: Arc<F>,
     dev_fuse: OwnedFd,
     cfg: &ServeConfig,
-) -> std::io::Result<(Session<FuseServer<F>>, UnmountResult)> {
-    let (server, unmounted) = FuseServer::new(fs, cfg);
-    let notifier = server.notifier.clone();
+) -> std::io::Result<Started<F>> {
+    let h = Arc::new(Handlers::new(fs, cfg.ttl, cfg.cpus.clone()));
+    let unmounted = UnmountResult::default();
+    let uring = Arc::new(UringChannel::new(cfg.channel));
+    let stats = Arc::new(ChannelStats::default());
+    let server =
+        FuseServer { h: h.clone(), unmounted: unmounted.clone(), uring: uring.clone(), stats: stats.clone() };
     let acl = if cfg.allow_other { SessionACL::All } else { SessionACL::Owner };
     let mut config = fuser::Config::default();
     config.n_threads = Some(cfg.threads.max(1));
     config.clone_fd = true;
     config.acl = acl;
+    // The rings' commands go to the same connection, through a descriptor of its own.
+    let ring_fd = dev_fuse.try_clone()?;
     let session = Session::from_fd(server, dev_fuse, acl, config)?;
-    let _ = notifier.set(session.notifier());
-    Ok((session, unmounted))
+    let _ = h.notifier.set(session.notifier());
+    let access = uring::Access { allow_other: cfg.allow_other, owner: nix::unistd::geteuid().as_raw() };
+    uring.start(ring_fd, h, stats.clone(), access)?;
+    Ok(Started { session, unmounted, stats })
 }

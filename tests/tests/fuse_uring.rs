@@ -1,0 +1,247 @@
+//! FUSE over io_uring: zus mounted with `fuse_channel=uring` serves ordinary file work through
+//! its per-CPU rings (`zus status` shows the rings carried the requests), unmounts cleanly and
+//! leaves an image fsck finds clean; `fuse_channel=dev` never touches a ring; and with the
+//! kernel's switch off, `auto` serves over /dev/fuse while `uring` refuses to mount.
+//!
+//! The switch (/sys/module/fuse/parameters/enable_uring) is set to Y when it is N and we are
+//! root; where it cannot be, the tests that need it say so and skip. The whole suite runs over
+//! either channel with `ZPMFS_FUSE_CHANNEL=uring` or `=dev` (see the README).
+
+use std::ffi::CString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::process::Command;
+
+use zpmfs_tests::*;
+
+/// Held while a test depends on the switch staying as it is (shared) or flips it (exclusive),
+/// so that tests of this file running side by side do not see it change under them.
+struct SwitchLock {
+    _held: File,
+}
+
+impl SwitchLock {
+    fn take(exclusive: bool) -> SwitchLock {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open("/tmp/zpmfs-test-enable-uring.lock")
+            .expect("lock file");
+        let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), op) };
+        assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
+        SwitchLock { _held: f }
+    }
+}
+
+fn setxattr(path: &Path, name: &str, value: &[u8]) {
+    let p = CString::new(path.as_os_str().as_bytes()).expect("path");
+    let n = CString::new(name).expect("name");
+    // SAFETY: NUL-terminated strings and a buffer of value.len() bytes, all alive for the call.
+    let rc = unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    assert_eq!(rc, 0, "setxattr {name} on {}: {}", path.display(), std::io::Error::last_os_error());
+}
+
+fn getxattr(path: &Path, name: &str) -> Vec<u8> {
+    let p = CString::new(path.as_os_str().as_bytes()).expect("path");
+    let n = CString::new(name).expect("name");
+    let mut buf = vec![0u8; 256];
+    // SAFETY: as above; the kernel writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    assert!(rc >= 0, "getxattr {name} on {}: {}", path.display(), std::io::Error::last_os_error());
+    buf.truncate(rc as usize);
+    buf
+}
+
+fn fsck_clean(t: &TestFs) {
+    let out = run(Command::new(bin("fsck.zpmfs")).args(["-n", "-f"]).arg(&t.image)).ok();
+    assert!(out.text().contains(" 0 problem(s)"), "fsck.zpmfs -n -f:\n{}", out.text());
+}
+
+#[track_caller]
+fn mount_with(t: &TestFs, channel: &str) {
+    let out = t.try_mount(&["-o", &format!("fuse_channel={channel}")]);
+    assert!(
+        out.success() && is_mount_point(&t.mnt),
+        "mount with fuse_channel={channel} failed:\n{}",
+        out.text()
+    );
+}
+
+/// The data a worker writes to file `i`: recognisable, different per file.
+fn pattern(worker: usize, i: usize, len: usize) -> Vec<u8> {
+    Rng::new((worker * 1000 + i) as u64 + 1).bytes(len)
+}
+
+/// Files, directories, renames, xattrs, truncates, fsyncs and a few threads at once.
+fn file_work(root: &Path) {
+    fs::create_dir(root.join("dir")).expect("mkdir");
+    let a = root.join("dir/a");
+    let data = pattern(0, 0, 300 * 1024);
+    let mut f = File::create(&a).expect("create");
+    f.write_all(&data).expect("write");
+    f.sync_all().expect("fsync");
+    drop(f);
+    assert_bytes(&fs::read(&a).expect("read back"), &data, "dir/a");
+
+    fs::rename(&a, root.join("dir/b")).expect("rename");
+    let names: Vec<String> = fs::read_dir(root.join("dir"))
+        .expect("readdir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["b"], "readdir after rename");
+
+    let b = root.join("dir/b");
+    setxattr(&b, "user.colour", b"blue");
+    assert_eq!(getxattr(&b, "user.colour"), b"blue");
+
+    let f = OpenOptions::new().write(true).open(&b).expect("open");
+    f.set_len(1000).expect("truncate down");
+    f.set_len(5000).expect("truncate up");
+    f.sync_data().expect("fdatasync");
+    drop(f);
+    let got = fs::read(&b).expect("read truncated");
+    assert_eq!(got.len(), 5000);
+    assert_bytes(&got[..1000], &data[..1000], "kept part");
+    assert!(got[1000..].iter().all(|&x| x == 0), "the extension reads as zeros");
+
+    let mut f = OpenOptions::new().read(true).write(true).open(&b).expect("open rw");
+    f.seek(SeekFrom::Start(4096)).expect("seek");
+    f.write_all(b"middle").expect("write at offset");
+    let mut back = [0u8; 6];
+    f.seek(SeekFrom::Start(4096)).expect("seek");
+    f.read_exact(&mut back).expect("read at offset");
+    assert_eq!(&back, b"middle");
+
+    std::thread::scope(|s| {
+        for w in 1..=4 {
+            s.spawn(move || {
+                let dir = root.join(format!("w{w}"));
+                fs::create_dir(&dir).expect("worker mkdir");
+                for i in 0..40 {
+                    let p = dir.join(format!("f{i}"));
+                    let d = pattern(w, i, 1 + (i * 997) % 20000);
+                    fs::write(&p, &d).expect("worker write");
+                    assert_bytes(&fs::read(&p).expect("worker read"), &d, "worker file");
+                    if i % 3 == 0 {
+                        fs::remove_file(&p).expect("worker unlink");
+                    }
+                }
+            });
+        }
+    });
+    fs::remove_file(root.join("w1/f1")).expect("unlink");
+    assert!(!root.join("w1/f1").exists());
+}
+
+/// What `file_work` leaves, checked after a remount.
+fn check_left(root: &Path) {
+    assert_eq!(fs::metadata(root.join("dir/b")).expect("dir/b").len(), 5000);
+    for w in 1..=4usize {
+        for i in 0..40usize {
+            let p = root.join(format!("w{w}/f{i}"));
+            let gone = i % 3 == 0 || (w == 1 && i == 1);
+            assert_eq!(p.exists(), !gone, "{}", p.display());
+            if !gone {
+                assert_bytes(
+                    &fs::read(&p).expect("read"),
+                    &pattern(w, i, 1 + (i * 997) % 20000),
+                    "after remount",
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn ring_carries_ordinary_file_work() {
+    let _lock = SwitchLock::take(false);
+    if let Err(why) = ensure_fuse_uring() {
+        eprintln!("SKIPPED: FUSE over io_uring unavailable: {why}");
+        return;
+    }
+    let t = TestFs::formatted("uring-work", "256M");
+    mount_with(&t, "uring");
+    let before = zus_status(&t.mnt);
+    assert!(before.contains("fuse_channel=io_uring"), "zus status:\n{before}");
+    assert!(status_number(&before, "queues") >= 1, "zus status:\n{before}");
+
+    file_work(&t.mnt);
+
+    let after = zus_status(&t.mnt);
+    let (ring, dev) = (status_number(&after, "requests_uring"), status_number(&after, "requests_dev"));
+    // Everything but FORGET (and INTERRUPT) travels by the rings once they are registered.
+    assert!(ring > 500, "the rings carried only {ring} requests:\n{after}");
+    assert!(dev * 4 < ring, "/dev/fuse carried {dev} requests, the rings {ring}:\n{after}");
+
+    t.unmount();
+    fsck_clean(&t);
+    mount_with(&t, "uring");
+    check_left(&t.mnt);
+    t.unmount();
+    fsck_clean(&t);
+}
+
+#[test]
+fn dev_channel_never_uses_the_ring() {
+    let t = TestFs::formatted("uring-dev", "128M");
+    mount_with(&t, "dev");
+    fs::write(t.path("x"), b"over /dev/fuse").expect("write");
+    assert_eq!(fs::read(t.path("x")).expect("read"), b"over /dev/fuse");
+    let s = zus_status(&t.mnt);
+    assert!(s.contains("fuse_channel=/dev/fuse"), "zus status:\n{s}");
+    assert_eq!(status_number(&s, "requests_uring"), 0, "zus status:\n{s}");
+    assert!(status_number(&s, "requests_dev") > 0, "zus status:\n{s}");
+    t.unmount();
+    fsck_clean(&t);
+}
+
+/// Puts the switch back as it was, whatever happens.
+struct RestoreSwitch(String);
+
+impl Drop for RestoreSwitch {
+    fn drop(&mut self) {
+        let _ = fs::write(ENABLE_URING, &self.0);
+    }
+}
+
+#[test]
+fn auto_falls_back_when_the_kernel_offers_no_ring() {
+    if fuse_channel_from_env().as_deref() == Some("uring") {
+        eprintln!(
+            "SKIPPED: ZPMFS_FUSE_CHANNEL=uring: switching io_uring off would fail the other tests' mounts"
+        );
+        return;
+    }
+    let _lock = SwitchLock::take(true);
+    let Ok(was) = fs::read_to_string(ENABLE_URING) else {
+        eprintln!("SKIPPED: this kernel has no {ENABLE_URING}");
+        return;
+    };
+    if fs::write(ENABLE_URING, "N").is_err() {
+        eprintln!("SKIPPED: cannot set {ENABLE_URING} (not root?)");
+        return;
+    }
+    let restore = RestoreSwitch(was.trim().to_string());
+
+    let t = TestFs::formatted("uring-fallback", "128M");
+    mount_with(&t, "auto");
+    fs::write(t.path("x"), b"fell back").expect("write");
+    assert_eq!(fs::read(t.path("x")).expect("read"), b"fell back");
+    let s = zus_status(&t.mnt);
+    assert!(s.contains("fuse_channel=/dev/fuse"), "zus status:\n{s}");
+    assert_eq!(status_number(&s, "requests_uring"), 0, "zus status:\n{s}");
+    t.unmount();
+    fsck_clean(&t);
+
+    // `uring` insists: no mount, and the reason.
+    let out = t.try_mount(&["-o", "fuse_channel=uring"]);
+    assert!(!out.success() && !is_mount_point(&t.mnt), "mounted without a ring:\n{}", out.text());
+    assert!(out.text().contains("io_uring"), "the error names io_uring:\n{}", out.text());
+    drop(restore);
+}
