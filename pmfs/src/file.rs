@@ -359,15 +359,7 @@ impl Fs {
                 mtime: now,
             });
         }
-        entries.push(Entry::Attr {
-            mode: st.kind.mode_bits() | st.perm as u32,
-            uid: st.uid,
-            gid: st.gid,
-            size: new_size,
-            atime: st.atime,
-            mtime: now,
-            ctime: now,
-        });
+        entries.push(st.resized(new_size, now));
         let mut moved: Vec<Extent> = pieces.iter().map(|m| Extent { start: m.block, len: m.pages }).collect();
         moved.sort_by_key(|x| x.start);
         self.commit_keeping(st, entries, Pool::Normal, &moved)
@@ -399,16 +391,7 @@ impl Fs {
             p = hole_end;
         }
         if entries.is_empty() && new_size != st.size {
-            let now = Timespec::now();
-            entries.push(Entry::Attr {
-                mode: st.kind.mode_bits() | st.perm as u32,
-                uid: st.uid,
-                gid: st.gid,
-                size: new_size,
-                atime: st.atime,
-                mtime: now,
-                ctime: now,
-            });
+            entries.push(st.resized(new_size, Timespec::now()));
         }
         if entries.is_empty() {
             return Ok(());

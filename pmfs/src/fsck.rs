@@ -747,15 +747,7 @@ fn apply_actions(
                 let mut st = r.write();
                 let mut entries = vec![Entry::Punch { pgoff: 0, npages: u64::MAX / 2, mtime: now }];
                 if size {
-                    entries.push(Entry::Attr {
-                        mode: st.kind.mode_bits() | st.perm as u32,
-                        uid: st.uid,
-                        gid: st.gid,
-                        size: 0,
-                        atime: st.atime,
-                        mtime: now,
-                        ctime: now,
-                    });
+                    entries.push(st.resized(0, now));
                 }
                 fs.commit_without_freeing(&mut st, entries)?;
             }

@@ -303,6 +303,20 @@ impl InodeState {
         Ok(freed)
     }
 
+    /// The Attr entry of a size change made `now`: everything else as it is, mtime and ctime
+    /// `now`.
+    pub fn resized(&self, size: u64, now: Timespec) -> Entry {
+        Entry::Attr {
+            mode: self.kind.mode_bits() | self.perm as u32,
+            uid: self.uid,
+            gid: self.gid,
+            size,
+            atime: self.atime,
+            mtime: now,
+            ctime: now,
+        }
+    }
+
     /// Entries that rebuild this inode's state from nothing (for log compaction).
     pub fn snapshot(&self) -> Vec<Entry> {
         let mut out = Vec::new();

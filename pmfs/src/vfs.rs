@@ -84,6 +84,18 @@ impl FileKind {
             _ => return None,
         })
     }
+    /// The directory entry type (DT_*) of this kind, as readdir reports it.
+    pub fn dirent_type(self) -> u8 {
+        match self {
+            FileKind::Regular => libc::DT_REG,
+            FileKind::Directory => libc::DT_DIR,
+            FileKind::Symlink => libc::DT_LNK,
+            FileKind::CharDevice => libc::DT_CHR,
+            FileKind::BlockDevice => libc::DT_BLK,
+            FileKind::Fifo => libc::DT_FIFO,
+            FileKind::Socket => libc::DT_SOCK,
+        }
+    }
     /// The S_IFMT bits of this kind.
     pub fn mode_bits(self) -> u32 {
         match self {

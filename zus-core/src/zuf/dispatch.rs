@@ -43,18 +43,6 @@ pub fn encode_attr(a: &Attr) -> ZufAttr {
     }
 }
 
-fn dtype(k: FileKind) -> u8 {
-    match k {
-        FileKind::Regular => libc::DT_REG,
-        FileKind::Directory => libc::DT_DIR,
-        FileKind::Symlink => libc::DT_LNK,
-        FileKind::CharDevice => libc::DT_CHR,
-        FileKind::BlockDevice => libc::DT_BLK,
-        FileKind::Fifo => libc::DT_FIFO,
-        FileKind::Socket => libc::DT_SOCK,
-    }
-}
-
 /// Serve `op` against `fs`, with the application window `window`. Returns 0 or -errno and
 /// fills the reply fields of `op`.
 pub fn serve<F: ZusFs + ?Sized>(fs: &F, op: &mut ZufOpBuf, window: &mut Mapping) -> i32 {
@@ -165,7 +153,7 @@ fn serve_inner<F: ZusFs + ?Sized>(fs: &F, op: &mut ZufOpBuf, window: &mut Mappin
                         ino: e.ino,
                         next_offset: e.next_offset,
                         reclen: rec as u16,
-                        r#type: dtype(e.kind),
+                        r#type: FileKind::dirent_type(e.kind),
                         name_len: e.name.len() as u8,
                         pad: 0,
                     };

@@ -30,29 +30,12 @@ fn time_parts(t: Timespec) -> (i64, u32) {
 
 /// The mode the kernel wants: file type bits and permissions.
 fn mode(a: &Attr) -> u32 {
-    let kind = match a.kind {
-        FileKind::Regular => libc::S_IFREG,
-        FileKind::Directory => libc::S_IFDIR,
-        FileKind::Symlink => libc::S_IFLNK,
-        FileKind::CharDevice => libc::S_IFCHR,
-        FileKind::BlockDevice => libc::S_IFBLK,
-        FileKind::Fifo => libc::S_IFIFO,
-        FileKind::Socket => libc::S_IFSOCK,
-    };
-    kind | u32::from(a.perm)
+    a.kind.mode_bits() | u32::from(a.perm)
 }
 
 /// The directory entry type (DT_*) of a kind.
 fn dirent_type(kind: FileKind) -> u32 {
-    u32::from(match kind {
-        FileKind::Regular => libc::DT_REG,
-        FileKind::Directory => libc::DT_DIR,
-        FileKind::Symlink => libc::DT_LNK,
-        FileKind::CharDevice => libc::DT_CHR,
-        FileKind::BlockDevice => libc::DT_BLK,
-        FileKind::Fifo => libc::DT_FIFO,
-        FileKind::Socket => libc::DT_SOCK,
-    })
+    u32::from(kind.dirent_type())
 }
 
 fn room(buf: &mut [u8], len: usize) -> Result<&mut [u8], Errno> {
