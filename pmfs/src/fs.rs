@@ -170,7 +170,8 @@ impl Fs {
         let tail = self.pm.read_u64(off + layout::inode::LOG_TAIL)?;
         let (entries, logstate, pages) = log::replay(&self.pm, ino, head, tail, self.alloc.data_range())?;
         for e in &entries {
-            st.apply(e).map_err(|err| Error::Corrupt(format!("inode {ino}: {}", err.detail())))?;
+            st.apply_with(e, &mut |_| {})
+                .map_err(|err| Error::Corrupt(format!("inode {ino}: {}", err.detail())))?;
         }
         if st.xattr_piece.is_some() {
             return Err(Error::Corrupt(format!("inode {ino}: the log ends inside an xattr value")));
@@ -315,16 +316,14 @@ impl Fs {
         log::commit_tail(&self.pm, st.pm_off, staged.new_tail)?;
         st.log.apply_staged(&staged);
         for e in &entries {
-            st.apply(e)?;
+            st.apply_with(e, &mut |_| {})?;
         }
         Ok(())
     }
 
     fn apply_all(&self, st: &mut InodeState, entries: &[Entry]) -> Result<()> {
         for e in entries {
-            for x in st.apply(e)? {
-                self.alloc.free(x.start, x.len);
-            }
+            st.apply_with(e, &mut |x| self.alloc.free(x.start, x.len))?;
         }
         Ok(())
     }

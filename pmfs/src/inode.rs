@@ -165,6 +165,14 @@ impl InodeState {
     /// free when this is a live operation; replay drops them).
     pub fn apply(&mut self, e: &Entry) -> Result<Vec<Extent>> {
         let mut freed = Vec::new();
+        self.apply_with(e, &mut |x| freed.push(x))?;
+        Ok(freed)
+    }
+
+    /// As [`InodeState::apply`], handing each unmapped extent to `freed` as it goes (no
+    /// vector per entry: the write path frees them straight into the allocator, replay drops
+    /// them). An entry that fails unmaps nothing: every check comes before the map changes.
+    pub fn apply_with(&mut self, e: &Entry, freed: &mut impl FnMut(Extent)) -> Result<()> {
         if self.xattr_piece.is_some() && !matches!(e, Entry::XattrPart { .. } | Entry::XattrSet { .. }) {
             return Err(Error::Corrupt(format!("inode {}: an xattr value is cut short", self.ino)));
         }
@@ -181,7 +189,7 @@ impl InodeState {
                 self.gid = *gid;
                 if *size != self.size {
                     let keep = size.div_ceil(BLOCK_SIZE);
-                    freed = self.extents.remove(keep, u64::MAX - keep);
+                    self.extents.remove_with(keep, u64::MAX - keep, freed);
                     self.size = *size;
                 }
                 self.atime = *atime;
@@ -205,13 +213,13 @@ impl InodeState {
                         self.ino
                     )));
                 }
-                freed = self.extents.insert(*pgoff, *block, pages);
+                self.extents.insert_with(*pgoff, *block, pages, freed);
                 self.size = *size;
                 self.mtime = *mtime;
                 self.ctime = *mtime;
             }
             Entry::Punch { pgoff, npages, mtime } => {
-                freed = self.extents.remove(*pgoff, *npages);
+                self.extents.remove_with(*pgoff, *npages, freed);
                 self.mtime = *mtime;
                 self.ctime = *mtime;
             }
@@ -279,7 +287,7 @@ impl InodeState {
                 self.ctime = *ctime;
             }
         }
-        Ok(freed)
+        Ok(())
     }
 
     /// Entries that rebuild this inode's state from nothing (for log compaction).
