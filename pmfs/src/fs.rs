@@ -279,17 +279,17 @@ impl Fs {
     /// Append entries to one inode's log and commit them (the single-inode commit point).
     /// Frees blocks the entries unmapped.
     pub(crate) fn commit(&self, st: &mut InodeState, entries: Vec<Entry>) -> Result<()> {
-        self.commit_in(st, entries, Pool::Normal)
+        self.commit_in(st, &entries, Pool::Normal)
     }
 
     /// As [`Fs::commit`], with new log pages from `pool`.
-    pub(crate) fn commit_in(&self, st: &mut InodeState, entries: Vec<Entry>, pool: Pool) -> Result<()> {
+    pub(crate) fn commit_in(&self, st: &mut InodeState, entries: &[Entry], pool: Pool) -> Result<()> {
         if st.dead {
             return Err(Error::NotFound);
         }
         let cpu = current_cpu();
         let stage = |st: &InodeState| {
-            log::stage(&self.pm, &self.alloc, cpu, pool, st.ino, st.pm_off, &st.log, &entries)
+            log::stage(&self.pm, &self.alloc, cpu, pool, st.ino, st.pm_off, &st.log, entries)
         };
         let staged = match stage(st) {
             // A full device: a log of mostly dead entries (a file chmod-ed over and over) is
@@ -302,7 +302,7 @@ impl Fs {
         };
         log::commit_tail(&self.pm, st.pm_off, staged.new_tail)?;
         st.log.apply_staged(&staged);
-        self.apply_all(st, &entries)?;
+        self.apply_all(st, entries)?;
         self.maybe_compact(st);
         Ok(())
     }
@@ -518,7 +518,7 @@ impl Fs {
             mtime,
             ctime: set.ctime.unwrap_or(now),
         });
-        self.commit_in(&mut st, entries, pool)?;
+        self.commit_in(&mut st, &entries, pool)?;
         Ok(st.attr())
     }
 
