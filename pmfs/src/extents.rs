@@ -37,6 +37,9 @@ pub struct ExtentMap {
     mapped: u64,
 }
 
+/// The mapped pieces of a range (see [`ExtentMap::mappings`]).
+pub type Mappings = smallvec::SmallVec<[Mapping; 4]>;
+
 /// One mapped piece of a range: `pages` pages from file page `page` live from `block` on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mapping {
@@ -182,10 +185,11 @@ impl ExtentMap {
         Some(Extent { start: old, len: count })
     }
 
-    /// The mapped pieces inside [page, page+count), in order.
-    pub fn mappings(&self, page: u64, count: u64) -> Vec<Mapping> {
+    /// The mapped pieces inside [page, page+count), in order. Inline for the usual few (a
+    /// read of a page or two): no heap allocation per read.
+    pub fn mappings(&self, page: u64, count: u64) -> Mappings {
         let end = page.saturating_add(count);
-        let mut out = Vec::new();
+        let mut out = Mappings::new();
         // Backwards from the last run that starts before `end`: one tree descent. Runs do not
         // overlap, so none before the first one that starts at or before `page` reaches it.
         for (&s, r) in self.runs.range(..end).rev() {
@@ -326,8 +330,8 @@ mod tests {
         assert_eq!(m.next_mapped(12), Some(15));
         assert_eq!(m.next_mapped(20), None);
         assert_eq!(
-            m.mappings(11, 6),
-            vec![Mapping { page: 11, block: 1001, pages: 1 }, Mapping { page: 15, block: 1005, pages: 2 }]
+            m.mappings(11, 6).as_slice(),
+            [Mapping { page: 11, block: 1001, pages: 1 }, Mapping { page: 15, block: 1005, pages: 2 }]
         );
         let all = m.remove(0, u64::MAX);
         assert_eq!(all.iter().map(|e| e.len).sum::<u64>(), 7);
