@@ -51,6 +51,31 @@ pub struct MountReport {
 pub(crate) type InodeRef = Arc<RwLock<InodeState>>;
 const SHARDS: usize = 64;
 
+/// The inode cache's hash of an inode number: one folded 64x64->128 multiply. std's default
+/// (SipHash, keyed against chosen-key flooding) was a measurable part of every read and
+/// write; inode numbers are handed out by zpmfs, not chosen by callers. The fold keeps both
+/// halves of the product: one shard's numbers share their low six bits, which a plain
+/// multiply would carry into the low bits the table indexes with.
+#[derive(Default, Clone, Copy)]
+struct InoHasher(u64);
+
+impl std::hash::Hasher for InoHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write_u64(&mut self, n: u64) {
+        let p = ((self.0 ^ n) as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = (p as u64) ^ ((p >> 64) as u64);
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(*b as u64);
+        }
+    }
+}
+
+type InodeCache = HashMap<Ino, InodeRef, std::hash::BuildHasherDefault<InoHasher>>;
+
 /// A mounted zpmfs. Shared by all server threads (`&self` everywhere).
 pub struct Fs {
     pub(crate) pm: PmRegion,
@@ -58,7 +83,7 @@ pub struct Fs {
     pub(crate) alloc: Allocator,
     pub(crate) itables: InodeTables,
     pub(crate) journals: Journals,
-    cache: Vec<Mutex<HashMap<Ino, InodeRef>>>,
+    cache: Vec<Mutex<InodeCache>>,
     /// Cross-directory renames take this, as the VFS's s_vfs_rename_mutex, so the ancestor
     /// check cannot race with another rename.
     rename_lock: Mutex<()>,
@@ -97,7 +122,7 @@ impl Fs {
             alloc: alloc.with_reserve(reserve),
             itables,
             journals,
-            cache: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            cache: (0..SHARDS).map(|_| Mutex::new(InodeCache::default())).collect(),
             rename_lock: Mutex::new(()),
             read_only,
             report: MountReport::default(),
