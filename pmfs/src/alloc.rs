@@ -12,6 +12,10 @@ use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 
+/// The extents of one allocation: almost always one or two, kept inline (no heap allocation
+/// per write).
+pub type Extents = smallvec::SmallVec<[Extent; 2]>;
+
 /// A run of contiguous blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Extent {
@@ -296,12 +300,12 @@ impl Allocator {
 
     /// Allocate `want` blocks as one or more extents, preferring `cpu`'s stripe.
     /// All or nothing: on ENOSPC nothing stays allocated.
-    pub fn alloc(&self, want: u64, cpu: usize) -> Result<Vec<Extent>> {
+    pub fn alloc(&self, want: u64, cpu: usize) -> Result<Extents> {
         self.alloc_from(want, cpu, Pool::Normal)
     }
 
     /// As [`Allocator::alloc`], from `pool`.
-    pub fn alloc_from(&self, want: u64, cpu: usize, pool: Pool) -> Result<Vec<Extent>> {
+    pub fn alloc_from(&self, want: u64, cpu: usize, pool: Pool) -> Result<Extents> {
         let floor = if pool == Pool::Reserve { 0 } else { self.reserve };
         // Claim the count first: threads racing for the last blocks cannot both get them, and
         // a Normal allocation cannot dip into the reserve.
@@ -310,7 +314,7 @@ impl Allocator {
                 f.checked_sub(want).filter(|l| *l >= floor)
             })
             .map_err(|_| Error::NoSpace)?;
-        let mut got = Vec::new();
+        let mut got = Extents::new();
         let mut need = want;
         let order = &self.order[cpu % self.order.len()];
         let home = self.stripes[order[0]].node;
@@ -400,7 +404,7 @@ mod tests {
         a.free(100, 100);
         assert_eq!(a.free_blocks(), 100);
         let e = a.alloc(10, 1).unwrap();
-        assert_eq!(e, vec![Extent { start: 150, len: 10 }]);
+        assert_eq!(e.as_slice(), [Extent { start: 150, len: 10 }]);
         let all = a.alloc(90, 0).unwrap();
         assert_eq!(all.iter().map(|e| e.len).sum::<u64>(), 90);
         assert_eq!(a.free_blocks(), 0);

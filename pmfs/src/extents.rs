@@ -37,6 +37,9 @@ pub struct ExtentMap {
     mapped: u64,
 }
 
+/// The mapped pieces of a range (see [`ExtentMap::mappings`]).
+pub type Mappings = smallvec::SmallVec<[Mapping; 4]>;
+
 /// One mapped piece of a range: `pages` pages from file page `page` live from `block` on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mapping {
@@ -62,12 +65,19 @@ impl ExtentMap {
 
     /// Unmap [page, page+count); returns the blocks that were mapped there.
     pub fn remove(&mut self, page: u64, count: u64) -> Vec<Extent> {
+        let mut freed = Vec::new();
+        self.remove_with(page, count, &mut |x| freed.push(x));
+        freed
+    }
+
+    /// As [`ExtentMap::remove`], handing each unmapped extent to `freed` instead of
+    /// collecting them (the write path frees them at once, with no vector per write).
+    pub fn remove_with(&mut self, page: u64, count: u64, freed: &mut impl FnMut(Extent)) {
         // Nothing to unmap; going on would split the run around `page` for nothing.
         if count == 0 {
-            return Vec::new();
+            return;
         }
         let end = page.saturating_add(count);
-        let mut freed = Vec::new();
         let keys: Vec<u64> = self
             .runs
             .range(..end)
@@ -90,23 +100,30 @@ impl ExtentMap {
             if cut_end < s + n {
                 self.runs.insert(cut_end, Run::new(b + (cut_end - s), s + n - cut_end));
             }
-            freed.push(Extent { start: b + (cut_start - s), len: cut_end - cut_start });
+            freed(Extent { start: b + (cut_start - s), len: cut_end - cut_start });
             self.mapped -= cut_end - cut_start;
         }
-        freed
     }
 
     /// Map [page, page+count) to blocks [block, block+count); returns blocks it replaced.
     /// The caller keeps `block + count` below [`BLOCK_LIMIT`] (log replay refuses more).
     pub fn insert(&mut self, page: u64, block: u64, count: u64) -> Vec<Extent> {
+        let mut freed = Vec::new();
+        self.insert_with(page, block, count, &mut |x| freed.push(x));
+        freed
+    }
+
+    /// As [`ExtentMap::insert`], handing each replaced extent to `freed`.
+    pub fn insert_with(&mut self, page: u64, block: u64, count: u64, freed: &mut impl FnMut(Extent)) {
         // A damaged log can hold a write of no blocks: mapping it would leave an empty run.
         if count == 0 {
-            return Vec::new();
+            return;
         }
-        if let Some(freed) = self.replace_run(page, block, count) {
-            return freed;
+        if let Some(old) = self.replace_run(page, block, count) {
+            freed(old);
+            return;
         }
-        let freed = self.remove(page, count);
+        self.remove_with(page, count, freed);
         let mut start = page;
         let mut blk = block;
         let mut len = count;
@@ -133,28 +150,29 @@ impl ExtentMap {
             len -= n;
         }
         self.mapped += count;
-        freed
     }
 
     /// The common case of random overwrites once a file's map is fragmented: [page, page+count)
     /// is exactly one run, and the new blocks join neither neighbour. Then the run's blocks are
-    /// replaced in place: one range walk and one store instead of the general path's removal,
-    /// splits and merge lookups (about ten tree descents). None: take the general path (whose
-    /// result this one equals whenever it applies).
-    fn replace_run(&mut self, page: u64, block: u64, count: u64) -> Option<Vec<Extent>> {
+    /// replaced in place, through the mutable reference the range walk hands out: one tree
+    /// descent in all, instead of the general path's removal, splits and merge lookups (about
+    /// ten). Returns the blocks replaced; None: take the general path (whose result this one
+    /// equals whenever it applies).
+    fn replace_run(&mut self, page: u64, block: u64, count: u64) -> Option<Extent> {
         let end = page.checked_add(count)?;
-        let mut before = self.runs.range(..=end).rev();
-        let (&k, &v) = before.next()?;
-        let (next, (cur_start, cur)) = if k == end {
-            let (&ck, &cv) = before.next()?;
-            (Some(v), (ck, cv))
+        let mut before = self.runs.range_mut(..=end).rev();
+        let (&k, v) = before.next()?;
+        let (next, cur_start, cur) = if k == end {
+            let next = *v;
+            let (&ck, cv) = before.next()?;
+            (Some(next), ck, cv)
         } else {
-            (None, (k, v))
+            (None, k, v)
         };
         if count == 0 || cur_start != page || cur.pages() != count {
             return None;
         }
-        if let Some((&ps, &pr)) = before.next() {
+        if let Some((&ps, pr)) = before.next() {
             if ps + pr.pages() == page && pr.block() + pr.pages() == block && pr.pages() + count <= MAX_RUN {
                 return None;
             }
@@ -162,14 +180,16 @@ impl ExtentMap {
         if next.is_some_and(|nr| nr.block() == block + count && nr.pages() + count <= MAX_RUN) {
             return None;
         }
-        self.runs.insert(page, Run::new(block, count));
-        Some(vec![Extent { start: cur.block(), len: count }])
+        let old = cur.block();
+        *cur = Run::new(block, count);
+        Some(Extent { start: old, len: count })
     }
 
-    /// The mapped pieces inside [page, page+count), in order.
-    pub fn mappings(&self, page: u64, count: u64) -> Vec<Mapping> {
+    /// The mapped pieces inside [page, page+count), in order. Inline for the usual few (a
+    /// read of a page or two): no heap allocation per read.
+    pub fn mappings(&self, page: u64, count: u64) -> Mappings {
         let end = page.saturating_add(count);
-        let mut out = Vec::new();
+        let mut out = Mappings::new();
         // Backwards from the last run that starts before `end`: one tree descent. Runs do not
         // overlap, so none before the first one that starts at or before `page` reaches it.
         for (&s, r) in self.runs.range(..end).rev() {
@@ -330,8 +350,8 @@ mod tests {
         assert_eq!(m.next_mapped(12), Some(15));
         assert_eq!(m.next_mapped(20), None);
         assert_eq!(
-            m.mappings(11, 6),
-            vec![Mapping { page: 11, block: 1001, pages: 1 }, Mapping { page: 15, block: 1005, pages: 2 }]
+            m.mappings(11, 6).as_slice(),
+            [Mapping { page: 11, block: 1001, pages: 1 }, Mapping { page: 15, block: 1005, pages: 2 }]
         );
         let all = m.remove(0, u64::MAX);
         assert_eq!(all.iter().map(|e| e.len).sum::<u64>(), 7);

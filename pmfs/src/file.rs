@@ -3,12 +3,16 @@
 //! freshly allocated blocks (old contents copied in for partial pages), fences, then commits
 //! one log entry per new extent, and only then frees the blocks it replaced.
 
-use crate::alloc::{current_cpu, Extent, Pool};
+use crate::alloc::{current_cpu, Extent, Extents, Pool};
 use crate::error::{Error, Result};
 use crate::fs::Fs;
 use crate::inode::InodeState;
 use crate::layout::{Entry, BLOCK_SIZE};
 use crate::vfs::*;
+
+/// The entries of one copy-on-write: one per extent allocated, so almost always one or two,
+/// kept inline (no heap allocation per write).
+type Entries = smallvec::SmallVec<[Entry; 2]>;
 
 impl Fs {
     /// Read from a locked inode (regular file or symlink).
@@ -120,10 +124,10 @@ impl Fs {
         zero: bool,
         new_size: u64,
         pool: Pool,
-    ) -> Result<(Vec<Entry>, Vec<Extent>)> {
+    ) -> Result<(Entries, Extents)> {
         let exts = self.alloc.alloc_from(count, current_cpu(), pool)?;
         let now = Timespec::now();
-        let mut entries = Vec::with_capacity(exts.len());
+        let mut entries = Entries::with_capacity(exts.len());
         let mut page = first;
         let filled = (|| {
             for e in &exts {
@@ -160,8 +164,8 @@ impl Fs {
     }
 
     /// Commit entries for blocks `exts`; if the commit fails the blocks are given back.
-    fn commit_data(&self, st: &mut InodeState, entries: Vec<Entry>, exts: Vec<Extent>) -> Result<()> {
-        if let Err(e) = self.commit(st, entries) {
+    fn commit_data(&self, st: &mut InodeState, entries: &[Entry], exts: Extents) -> Result<()> {
+        if let Err(e) = self.commit_in(st, entries, Pool::Normal) {
             for x in exts {
                 self.alloc.free(x.start, x.len);
             }
@@ -192,7 +196,7 @@ impl Fs {
             new_size,
             Pool::Normal,
         )?;
-        self.commit_data(st, entries, exts)?;
+        self.commit_data(st, &entries, exts)?;
         Ok(data.len())
     }
 
@@ -229,7 +233,7 @@ impl Fs {
         let zeros = vec![0u8; (BLOCK_SIZE - within) as usize];
         // The entry keeps the old size: the Attr entry after it is what changes the size, and
         // only a size change drops the pages past the new end.
-        Ok(self.cow_pages(st, page, 1, &zeros, within, false, st.size, pool)?.0)
+        Ok(self.cow_pages(st, page, 1, &zeros, within, false, st.size, pool)?.0.into_vec())
     }
 
     /// Zero [from, to) inside one page by copy-on-write, if that page is mapped.
@@ -241,7 +245,7 @@ impl Fs {
         let size = st.size;
         let (entries, exts) =
             self.cow_pages(st, from / BLOCK_SIZE, 1, &zeros, from % BLOCK_SIZE, false, size, Pool::Normal)?;
-        self.commit_data(st, entries, exts)
+        self.commit_data(st, &entries, exts)
     }
 
     pub fn fallocate(&self, ino: Ino, mode: FallocMode, offset: u64, len: u64) -> Result<()> {
@@ -302,7 +306,7 @@ impl Fs {
                             new_size,
                             Pool::Normal,
                         )?;
-                        self.commit_data(&mut st, entries, exts)?;
+                        self.commit_data(&mut st, &entries, exts)?;
                     }
                 }
                 self.allocate_holes(&mut st, offset / BLOCK_SIZE, end.div_ceil(BLOCK_SIZE), new_size)
@@ -362,14 +366,14 @@ impl Fs {
         entries.push(st.resized(new_size, now));
         let mut moved: Vec<Extent> = pieces.iter().map(|m| Extent { start: m.block, len: m.pages }).collect();
         moved.sort_by_key(|x| x.start);
-        self.commit_keeping(st, entries, Pool::Normal, &moved)
+        self.commit_keeping(st, &entries, Pool::Normal, &moved)
     }
 
     /// Give every hole in pages [first, end) a zeroed block; set the size to `new_size`.
     fn allocate_holes(&self, st: &mut InodeState, first: u64, end: u64, new_size: u64) -> Result<()> {
         let mut p = first;
         let mut entries = Vec::new();
-        let mut all = Vec::new();
+        let mut all = Extents::new();
         while p < end {
             let hole = st.extents.next_hole(p);
             if hole >= end {
@@ -396,7 +400,7 @@ impl Fs {
         if entries.is_empty() {
             return Ok(());
         }
-        self.commit_data(st, entries, all)
+        self.commit_data(st, &entries, all)
     }
 
     pub fn lseek(&self, ino: Ino, offset: u64, whence: SeekWhence) -> Result<u64> {
@@ -472,7 +476,7 @@ impl Fs {
         }
         let size = st.size;
         let (entries, exts) = self.cow_pages(&st, page, 1, &[], 0, true, size, Pool::Normal)?;
-        self.commit_data(&mut st, entries, exts)?;
+        self.commit_data(&mut st, &entries, exts)?;
         let b = st
             .extents
             .lookup(page)

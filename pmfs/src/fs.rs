@@ -169,7 +169,8 @@ impl Fs {
         let tail = self.pm.read_u64(off + layout::inode::LOG_TAIL)?;
         let (entries, logstate, pages) = log::replay(&self.pm, ino, head, tail, self.alloc.data_range())?;
         for e in &entries {
-            st.apply(e).map_err(|err| Error::Corrupt(format!("inode {ino}: {}", err.detail())))?;
+            st.apply_with(e, &mut |_| {})
+                .map_err(|err| Error::Corrupt(format!("inode {ino}: {}", err.detail())))?;
         }
         if st.xattrs.piece().is_some() {
             return Err(Error::Corrupt(format!("inode {ino}: the log ends inside an xattr value")));
@@ -292,11 +293,11 @@ impl Fs {
     /// Append entries to one inode's log and commit them (the single-inode commit point).
     /// Frees blocks the entries unmapped.
     pub(crate) fn commit(&self, st: &mut InodeState, entries: Vec<Entry>) -> Result<()> {
-        self.commit_in(st, entries, Pool::Normal)
+        self.commit_in(st, &entries, Pool::Normal)
     }
 
     /// As [`Fs::commit`], with new log pages from `pool`.
-    pub(crate) fn commit_in(&self, st: &mut InodeState, entries: Vec<Entry>, pool: Pool) -> Result<()> {
+    pub(crate) fn commit_in(&self, st: &mut InodeState, entries: &[Entry], pool: Pool) -> Result<()> {
         self.commit_keeping(st, entries, pool, &[])
     }
 
@@ -305,7 +306,7 @@ impl Fs {
     pub(crate) fn commit_keeping(
         &self,
         st: &mut InodeState,
-        entries: Vec<Entry>,
+        entries: &[Entry],
         pool: Pool,
         moved: &[Extent],
     ) -> Result<()> {
@@ -314,7 +315,7 @@ impl Fs {
         }
         let cpu = current_cpu();
         let stage = |st: &InodeState| {
-            log::stage(&self.pm, &self.alloc, cpu, pool, st.ino, st.pm_off, &st.log, &entries)
+            log::stage(&self.pm, &self.alloc, cpu, pool, st.ino, st.pm_off, &st.log, entries)
         };
         let staged = match stage(st) {
             // A full device: a log of mostly dead entries (a file chmod-ed over and over) is
@@ -327,9 +328,11 @@ impl Fs {
         };
         log::commit_tail(&self.pm, st.pm_off, staged.new_tail)?;
         st.log.apply_staged(&staged);
-        for e in &entries {
-            for x in st.apply(e)? {
-                self.free_except(x, moved);
+        if moved.is_empty() {
+            self.apply_all(st, entries)?;
+        } else {
+            for e in entries {
+                st.apply_with(e, &mut |x| self.free_except(x, moved))?;
             }
         }
         self.maybe_compact(st);
@@ -363,16 +366,14 @@ impl Fs {
         log::commit_tail(&self.pm, st.pm_off, staged.new_tail)?;
         st.log.apply_staged(&staged);
         for e in &entries {
-            st.apply(e)?;
+            st.apply_with(e, &mut |_| {})?;
         }
         Ok(())
     }
 
     fn apply_all(&self, st: &mut InodeState, entries: &[Entry]) -> Result<()> {
         for e in entries {
-            for x in st.apply(e)? {
-                self.alloc.free(x.start, x.len);
-            }
+            st.apply_with(e, &mut |x| self.alloc.free(x.start, x.len))?;
         }
         Ok(())
     }
@@ -567,7 +568,7 @@ impl Fs {
             mtime,
             ctime: set.ctime.unwrap_or(now),
         });
-        self.commit_in(&mut st, entries, pool)?;
+        self.commit_in(&mut st, &entries, pool)?;
         self.attr_of(&st)
     }
 

@@ -187,6 +187,14 @@ impl InodeState {
     /// free when this is a live operation; replay drops them).
     pub fn apply(&mut self, e: &Entry) -> Result<Vec<Extent>> {
         let mut freed = Vec::new();
+        self.apply_with(e, &mut |x| freed.push(x))?;
+        Ok(freed)
+    }
+
+    /// As [`InodeState::apply`], handing each unmapped extent to `freed` as it goes (no
+    /// vector per entry: the write path frees them straight into the allocator, replay drops
+    /// them). An entry that fails unmaps nothing: every check comes before the map changes.
+    pub fn apply_with(&mut self, e: &Entry, freed: &mut impl FnMut(Extent)) -> Result<()> {
         if self.xattrs.piece().is_some() && !matches!(e, Entry::XattrPart { .. } | Entry::XattrSet { .. }) {
             return Err(Error::Corrupt(format!("inode {}: an xattr value is cut short", self.ino)));
         }
@@ -203,7 +211,7 @@ impl InodeState {
                 self.gid = *gid;
                 if *size != self.size {
                     let keep = size.div_ceil(BLOCK_SIZE);
-                    freed = self.extents.remove(keep, u64::MAX - keep);
+                    self.extents.remove_with(keep, u64::MAX - keep, freed);
                     self.size = *size;
                 }
                 self.atime = *atime;
@@ -227,13 +235,13 @@ impl InodeState {
                         self.ino
                     )));
                 }
-                freed = self.extents.insert(*pgoff, *block, pages);
+                self.extents.insert_with(*pgoff, *block, pages, freed);
                 self.size = *size;
                 self.mtime = *mtime;
                 self.ctime = *mtime;
             }
             Entry::Punch { pgoff, npages, mtime } => {
-                freed = self.extents.remove(*pgoff, *npages);
+                self.extents.remove_with(*pgoff, *npages, freed);
                 self.mtime = *mtime;
                 self.ctime = *mtime;
             }
@@ -300,7 +308,7 @@ impl InodeState {
                 self.ctime = *ctime;
             }
         }
-        Ok(freed)
+        Ok(())
     }
 
     /// The Attr entry of a size change made `now`: everything else as it is, mtime and ctime

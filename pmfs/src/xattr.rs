@@ -72,6 +72,6 @@ impl Fs {
         }
         // Removing gives space back (once the log is compacted): it works on a full device.
         let del = Entry::XattrDel { ctime: Timespec::now(), name: name.to_vec() };
-        self.commit_in(&mut st, vec![del], Pool::Reserve)
+        self.commit_in(&mut st, &[del], Pool::Reserve)
     }
 }
