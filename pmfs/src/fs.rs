@@ -234,6 +234,10 @@ impl Fs {
     /// `st`'s attributes. The generation and the device number never change after creation
     /// and are read from the PM inode's creation record (they are not kept in DRAM).
     pub(crate) fn attr_of(&self, st: &InodeState) -> Result<Attr> {
+        // A destroyed inode's PM slot may already belong to a new inode: never read it.
+        if st.dead {
+            return Err(Error::NotFound);
+        }
         let mut raw = [0u8; 20];
         self.pm.read(st.pm_off + layout::inode::CREATION.start as u64, &mut raw)?;
         let word = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().expect("4 bytes"));
@@ -1053,7 +1057,29 @@ impl Fs {
     /// An open file handle keeps an unlinked inode alive until [`Fs::release`].
     pub fn open(&self, ino: Ino) -> Result<()> {
         self.check_alive()?;
-        self.inode(ino)?.write().open_count += 1;
+        let r = self.inode(ino)?;
+        let mut st = r.write();
+        // Taken from the cache just before a destroy removed it: that inode is gone.
+        if st.dead {
+            return Err(Error::NotFound);
+        }
+        st.open_count += 1;
+        Ok(())
+    }
+
+    /// Take `n` references, as [`Fs::open`] does, on the inode that an earlier call answered
+    /// as `ino` with `generation`, in one step under its lock. If that inode was freed since,
+    /// and its number perhaps given to a new inode, the name it was found by was gone by then:
+    /// NotFound, and nothing is taken (a reference on the new inode would be one its holder
+    /// never gives back, or, released again, one taken from the new inode's real holder).
+    pub fn hold(&self, ino: Ino, generation: u32, n: u32) -> Result<()> {
+        self.check_alive()?;
+        let r = self.inode(ino)?;
+        let mut st = r.write();
+        if self.attr_of(&st)?.generation != generation {
+            return Err(Error::NotFound);
+        }
+        st.open_count += n;
         Ok(())
     }
 
@@ -1115,5 +1141,33 @@ impl Fs {
             files_free: free_inodes,
             name_max: NAME_MAX as u32,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A caller may take an inode from the cache just before a destroy removes it, and get
+    /// its lock only after: that inode must answer NotFound, not take a reference or read a
+    /// PM slot that a new inode may own by now.
+    #[test]
+    fn an_inode_destroyed_under_a_caller_answers_not_found() {
+        let path = std::env::temp_dir().join(format!("zpmfs-dead-{}.img", std::process::id()));
+        std::fs::File::create(&path).unwrap().set_len(32 << 20).unwrap();
+        let dev = crate::device::Device::open(&path, true).unwrap();
+        let opts = crate::format::FormatOptions { cpus: Some(2), ..Default::default() };
+        crate::format::format(&dev, &opts).unwrap();
+        drop(dev);
+        let fs = Fs::mount(&path, &MountOptions::default()).unwrap();
+        let caller = Caller { uid: 0, gid: 0, pid: 1 };
+        let a = fs.mknod(ROOT_INO, b"f", libc::S_IFREG | 0o644, 0, caller).unwrap();
+        let stale = fs.inode(a.ino).unwrap();
+        fs.unlink(ROOT_INO, b"f").unwrap();
+        assert!(stale.read().dead);
+        assert_eq!(fs.attr_of(&stale.read()), Err(Error::NotFound));
+        assert_eq!(fs.open(a.ino), Err(Error::NotFound));
+        drop(fs);
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -82,6 +82,45 @@ fn crash_without_unmount_recovers_everything_committed() {
     assert_eq!(fs.statfs().unwrap().blocks_free, free_before);
 }
 
+/// A transport learns of an inode from one call (lookup, create) and takes its reference in
+/// the next: if the inode was freed in between and its number given to a new file, the
+/// reference must not land on the new file, or that file is freed while still in use.
+#[test]
+fn hold_of_a_freed_inode_takes_nothing_even_when_its_number_is_reused() {
+    let img = Image::new("hold", 32 << 20);
+    let fs = img.mount();
+    let old = fs.mknod(ROOT_INO, b"f", libc::S_IFREG | 0o644, 0, ME).unwrap();
+    fs.unlink(ROOT_INO, b"f").unwrap();
+    assert_eq!(fs.hold(old.ino, old.generation, 1), Err(Error::NotFound));
+    // Create until the number comes back (the inode table hands out freed slots first).
+    let mut made = Vec::new();
+    let new = loop {
+        let name = format!("g{}", made.len());
+        let a = fs.mknod(ROOT_INO, name.as_bytes(), libc::S_IFREG | 0o644, 0, ME).unwrap();
+        made.push(name);
+        if a.ino == old.ino {
+            break a;
+        }
+        assert!(made.len() < 10_000, "inode {} never reused", old.ino);
+    };
+    assert_ne!(new.generation, old.generation);
+    assert_eq!(fs.hold(old.ino, old.generation, 1), Err(Error::NotFound));
+    let name = made.last().unwrap().as_bytes();
+    fs.write(new.ino, 0, b"data", false).unwrap();
+    fs.unlink(ROOT_INO, name).unwrap();
+    // No stray reference: the new file went with its last link.
+    assert_eq!(fs.getattr(new.ino), Err(Error::NotFound));
+
+    // A hold with the right generation keeps an unlinked file until released, as open does.
+    let h = fs.mknod(ROOT_INO, b"held", libc::S_IFREG | 0o644, 0, ME).unwrap();
+    fs.hold(h.ino, h.generation, 2).unwrap();
+    fs.unlink(ROOT_INO, b"held").unwrap();
+    fs.release(h.ino).unwrap();
+    assert_eq!(fs.getattr(h.ino).unwrap().nlink, 0);
+    fs.release(h.ino).unwrap();
+    assert_eq!(fs.getattr(h.ino), Err(Error::NotFound));
+}
+
 #[test]
 fn rename_variants() {
     let img = Image::new("rename", 32 << 20);

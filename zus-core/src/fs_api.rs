@@ -51,6 +51,9 @@ pub trait ZusFs: Send + Sync {
     /// An open handle keeps an unlinked inode alive until [`ZusFs::release`].
     fn open(&self, ino: Ino) -> Result<()>;
     fn release(&self, ino: Ino) -> Result<()>;
+    /// Take `n` references, as [`ZusFs::open`] does, on the inode an earlier answer gave as
+    /// `ino` with `generation`, in one step; NotFound, with nothing taken, if it is gone.
+    fn hold(&self, ino: Ino, generation: u32, n: u32) -> Result<()>;
     /// Read into `buf` from `offset`; returns the bytes read (short at end of file).
     fn read(&self, ino: Ino, offset: u64, buf: &mut [u8]) -> Result<usize>;
     /// Write at `offset` (at end of file when `append`); returns (bytes written, offset written at).

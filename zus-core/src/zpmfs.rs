@@ -66,6 +66,9 @@ impl ZusFs for pmfs::Fs {
     fn release(&self, ino: Ino) -> Result<()> {
         pmfs::Fs::release(self, ino)
     }
+    fn hold(&self, ino: Ino, generation: u32, n: u32) -> Result<()> {
+        pmfs::Fs::hold(self, ino, generation, n)
+    }
     fn read(&self, ino: Ino, offset: u64, buf: &mut [u8]) -> Result<usize> {
         pmfs::Fs::read(self, ino, offset, buf)
     }

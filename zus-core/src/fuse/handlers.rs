@@ -135,17 +135,11 @@ impl<F: ZusFs + 'static> Handlers<F> {
         fs_err(r.and_then(|attr| self.hold(&attr).map(|()| attr)))
     }
 
-    /// Hold `attr`'s inode open for the kernel. If it was freed, and its number perhaps reused,
-    /// since `attr` was read, its name was gone at that moment: ENOENT is a true answer.
+    /// Hold `attr`'s inode open for the kernel until FORGET. If it was freed, and its number
+    /// perhaps reused, since `attr` was read, its name was gone at that moment: ENOENT is a
+    /// true answer.
     fn hold(&self, attr: &Attr) -> crate::fs_api::Result<()> {
-        self.fs.open(attr.ino)?;
-        match self.fs.getattr(attr.ino) {
-            Ok(now) if now.generation == attr.generation => Ok(()),
-            _ => {
-                let _ = self.fs.release(attr.ino);
-                Err(crate::fs_api::Error::NotFound)
-            }
-        }
+        self.fs.hold(attr.ino, attr.generation, 1)
     }
 
     /// Create with the mode and ACLs that the directory's default ACL (or the umask) gives;
@@ -476,7 +470,7 @@ impl<F: ZusFs + 'static> Handlers<F> {
             self.fs.mknod(parent, name, mode, 0, caller)
         }))?;
         // One reference for the entry (until FORGET), one for the file handle (until RELEASE).
-        fs_err(self.fs.open(attr.ino).and_then(|()| self.fs.open(attr.ino)))?;
+        fs_err(self.fs.hold(attr.ino, attr.generation, 2))?;
         Ok((attr, Opened { fh: self.new_fh(flags), open_flags: self.fopen_flags() }))
     }
 

@@ -49,8 +49,14 @@ impl<F: ZusFs> Mounted<F> {
                 | abi::op::SYMLINK
                 | abi::op::LINK
         );
-        if result == 0 && gives_inode && op.attr.ino != 0 && self.held.lock().insert(op.attr.ino) {
-            let _ = self.fs.open(op.attr.ino);
+        if result == 0 && gives_inode && op.attr.ino != 0 {
+            let mut held = self.held.lock();
+            // An inode freed between the answer and here was unlinked meanwhile: its name
+            // is gone, and holding a number nothing owns would release someone else's later.
+            if held.insert(op.attr.ino) && self.fs.open(op.attr.ino).is_err() {
+                held.remove(&op.attr.ino);
+                return -libc::ENOENT;
+            }
         }
         result
     }
