@@ -110,12 +110,24 @@ fn push_joined<A: smallvec::Array<Item = Mapping>>(out: &mut SmallVec<A>, m: Map
     }
 }
 
+/// The index of the first run of `chunk` that ends after offset `lo` (chunk.len() if none).
+/// Runs are sorted and disjoint inside 512 pages, so in a fragmented chunk the one for `lo`
+/// sits near index lo * len / 512: that guess is probed first (one cache line; in a fully
+/// fragmented chunk it is always right), and halving only runs when it misses.
+fn first_ending_after(chunk: &[Run], lo: u64) -> usize {
+    let g = (lo as usize * chunk.len()) >> CHUNK_BITS;
+    if chunk.get(g).is_some_and(|r| r.end() > lo) && (g == 0 || chunk[g - 1].end() <= lo) {
+        return g;
+    }
+    chunk.partition_point(|r| r.end() <= lo)
+}
+
 /// Put a run of first block `new` over offsets [lo, hi) of `chunk`, or leave them unmapped
 /// (None). The blocks that were mapped there go to `freed`; returns how many pages that was.
 fn splice(chunk: &mut Chunk, lo: u64, hi: u64, new: Option<u64>, freed: &mut impl FnMut(Extent)) -> u64 {
     // Runs i..j overlap [lo, hi).
-    let i = chunk.partition_point(|r| r.end() <= lo);
-    let j = i + chunk[i..].partition_point(|r| r.off() < hi);
+    let i = first_ending_after(chunk, lo);
+    let j = i + chunk[i..].iter().take_while(|r| r.off() < hi).count();
     if let Some(b) = new {
         // Random overwrites of a fragmented file: the range is exactly one run, and the new
         // blocks continue neither neighbour. Replace the run in place.
@@ -216,16 +228,15 @@ impl Chunks {
         let base = page & !(CHUNK_PAGES - 1);
         let off = page - base;
         let chunk = self.chunk(page >> CHUNK_BITS)?;
-        let i = chunk.partition_point(|r| r.off() <= off);
-        let r = *chunk.get(i.checked_sub(1)?)?;
-        (off < r.end()).then_some(Mapping { page: base + r.off(), block: r.block(), pages: r.pages() })
+        let r = *chunk.get(first_ending_after(chunk, off))?;
+        (r.off() <= off).then_some(Mapping { page: base + r.off(), block: r.block(), pages: r.pages() })
     }
     /// Stored runs that end after `page`, in order.
     fn runs_from(&self, page: u64) -> impl Iterator<Item = Mapping> + '_ {
         self.range(page >> CHUNK_BITS, u64::MAX >> CHUNK_BITS).flat_map(move |(c, chunk)| {
             let base = c << CHUNK_BITS;
             let lo = page.saturating_sub(base);
-            let i = chunk.partition_point(|r| r.end() <= lo);
+            let i = first_ending_after(chunk, lo);
             chunk[i..].iter().map(move |r| Mapping {
                 page: base + r.off(),
                 block: r.block(),
@@ -339,16 +350,27 @@ impl ExtentMap {
             return out;
         }
         let end = page.saturating_add(count);
-        for (c, chunk) in map.range(page >> CHUNK_BITS, (end - 1) >> CHUNK_BITS) {
+        let mut add = |c: u64, chunk: &Chunk| {
             let base = c << CHUNK_BITS;
             let (lo, hi) = (page.saturating_sub(base), (end - base).min(CHUNK_PAGES));
-            let i = chunk.partition_point(|r| r.end() <= lo);
+            let i = first_ending_after(chunk, lo);
             for r in chunk[i..].iter().take_while(|r| r.off() < hi) {
                 let (a, e) = (r.off().max(lo), r.end().min(hi));
                 push_joined(
                     &mut out,
                     Mapping { page: base + a, block: r.block() + (a - r.off()), pages: e - a },
                 );
+            }
+        };
+        let (a, b) = (page >> CHUNK_BITS, (end - 1) >> CHUNK_BITS);
+        if a == b {
+            // The usual read or write, inside one chunk: a lookup, not a range walk.
+            if let Some(chunk) = map.chunk(a) {
+                add(a, chunk);
+            }
+        } else {
+            for (c, chunk) in map.range(a, b) {
+                add(c, chunk);
             }
         }
         out
