@@ -1,44 +1,84 @@
-//! A file's block map (kept in DRAM, rebuilt from the log): file page -> PM block, as extents.
+//! A file's block map (kept in DRAM, rebuilt from the log): file page -> PM block, as runs.
+//!
+//! Two levels, so that finding a page costs a cache miss or two whatever the file's size or
+//! fragmentation (a write looks up its page once): chunks of 512 pages (2 MiB) by number, each a
+//! sorted array of its runs packed in 8 bytes, searched by halving. A fully fragmented 256 MiB
+//! file is 128 chunks of 512 runs (4 KiB each); a general B-tree of its 65,536 runs cost a
+//! descent of 160-220 ns, most of a write's time outside the persistence floor (docs/BENCHMARKS.md).
+//! Runs never cross a chunk's edge; what the map hands out (`mappings`, `all`, `joined_from`)
+//! joins runs that continue each other again. Chunk 0 lives inline, so a file under 2 MiB (most
+//! files) costs one small allocation and no tree; an empty file costs nothing but a null pointer.
 
 use std::collections::BTreeMap;
 
+use smallvec::SmallVec;
+
 use crate::alloc::Extent;
 
-/// Longest run one map entry holds, in pages (64 GiB): a run's length shares a word with its
-/// first block, so an entry is 16 bytes (`make bench` measures DRAM per extent). Longer
-/// contiguous mappings are kept as several runs; the largest a log entry can name (2^32
-/// pages) takes 256.
-pub const MAX_RUN: u64 = (1 << RUN_BITS) - 1;
-const RUN_BITS: u32 = 24;
-/// Blocks below this fit a run's word: 2^40 blocks, 4 PiB, far more than any PM device.
-pub const BLOCK_LIMIT: u64 = 1 << (64 - RUN_BITS);
+const CHUNK_BITS: u32 = 9;
+const CHUNK_PAGES: u64 = 1 << CHUNK_BITS;
 
-/// A run: its first block and its length in pages, packed.
+/// Longest piece the map hands out, in pages: a log Write entry's count is 32 bits.
+pub const MAX_RUN: u64 = u32::MAX as u64;
+/// Blocks below this fit a run's word: 2^40 blocks, 4 PiB, far more than any PM device.
+pub const BLOCK_LIMIT: u64 = 1 << 40;
+
+/// A run inside a chunk, packed so that runs sort by their offset: offset in the chunk (9
+/// bits), length - 1 (9 bits), first block (46 bits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Run(u64);
 
+const BLOCK_BITS: u32 = 46;
+
 impl Run {
-    fn new(block: u64, pages: u64) -> Run {
-        debug_assert!(block < BLOCK_LIMIT && (1..=MAX_RUN).contains(&pages));
-        Run(block << RUN_BITS | pages)
+    fn new(off: u64, block: u64, pages: u64) -> Run {
+        debug_assert!(off < CHUNK_PAGES && (1..=CHUNK_PAGES - off).contains(&pages) && block < BLOCK_LIMIT);
+        Run(off << (BLOCK_BITS + CHUNK_BITS) | (pages - 1) << BLOCK_BITS | block)
     }
-    fn block(self) -> u64 {
-        self.0 >> RUN_BITS
+    fn off(self) -> u64 {
+        self.0 >> (BLOCK_BITS + CHUNK_BITS)
     }
     fn pages(self) -> u64 {
-        self.0 & MAX_RUN
+        (self.0 >> BLOCK_BITS & (CHUNK_PAGES - 1)) + 1
+    }
+    fn block(self) -> u64 {
+        self.0 & ((1 << BLOCK_BITS) - 1)
+    }
+    fn end(self) -> u64 {
+        self.off() + self.pages()
+    }
+    /// `next` starts where this run ends, on the page and on the device.
+    fn continued_by(self, next: Run) -> bool {
+        self.end() == next.off() && self.block() + self.pages() == next.block()
     }
 }
 
-/// Mapped runs of a file: start page -> run.
+/// One chunk's runs, in order, never overlapping, adjacent ones joined when they continue each
+/// other. Inline when it holds one run (a contiguous stretch of a file).
+type Chunk = SmallVec<[Run; 1]>;
+
+/// Mapped runs of a file; None while nothing is mapped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExtentMap {
-    runs: BTreeMap<u64, Run>,
-    mapped: u64,
+pub struct ExtentMap(Option<Box<Chunks>>);
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Chunks {
+    /// Pages 0..512: every file with data has them, usually only them.
+    first: Chunk,
+    /// Chunks 1.. that hold a run, by number.
+    rest: BTreeMap<u64, Chunk>,
+    /// Pages mapped (low 33 bits: a file has at most 2^32 pages) and runs held (high 31 bits,
+    /// saturating: only log compaction's estimate of a snapshot reads it). One word, so that an
+    /// inode's map is a pointer and the whole map one allocation.
+    counts: u64,
 }
 
+const MAPPED_BITS: u32 = 33;
+const MAPPED_MASK: u64 = (1 << MAPPED_BITS) - 1;
+const RUNS_MAX: u64 = (1 << (64 - MAPPED_BITS)) - 1;
+
 /// The mapped pieces of a range (see [`ExtentMap::mappings`]).
-pub type Mappings = smallvec::SmallVec<[Mapping; 4]>;
+pub type Mappings = SmallVec<[Mapping; 4]>;
 
 /// One mapped piece of a range: `pages` pages from file page `page` live from `block` on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,19 +88,179 @@ pub struct Mapping {
     pub pages: u64,
 }
 
+impl Mapping {
+    fn end(&self) -> u64 {
+        self.page + self.pages
+    }
+    /// Extend this piece by `next` when it continues it on the page and on the device.
+    fn join(&mut self, next: &Mapping) -> bool {
+        let joins = self.end() == next.page
+            && self.block + self.pages == next.block
+            && self.pages + next.pages <= MAX_RUN;
+        if joins {
+            self.pages += next.pages;
+        }
+        joins
+    }
+}
+
+fn push_joined<A: smallvec::Array<Item = Mapping>>(out: &mut SmallVec<A>, m: Mapping) {
+    if !out.last_mut().is_some_and(|l| l.join(&m)) {
+        out.push(m);
+    }
+}
+
+/// The index of the first run of `chunk` that ends after offset `lo` (chunk.len() if none).
+/// Runs are sorted and disjoint inside 512 pages, so in a fragmented chunk the one for `lo`
+/// sits near index lo * len / 512: that guess is probed first (one cache line; in a fully
+/// fragmented chunk it is always right), and halving only runs when it misses.
+fn first_ending_after(chunk: &[Run], lo: u64) -> usize {
+    let g = (lo as usize * chunk.len()) >> CHUNK_BITS;
+    if chunk.get(g).is_some_and(|r| r.end() > lo) && (g == 0 || chunk[g - 1].end() <= lo) {
+        return g;
+    }
+    chunk.partition_point(|r| r.end() <= lo)
+}
+
+/// Put a run of first block `new` over offsets [lo, hi) of `chunk`, or leave them unmapped
+/// (None). The blocks that were mapped there go to `freed`; returns how many pages that was.
+fn splice(chunk: &mut Chunk, lo: u64, hi: u64, new: Option<u64>, freed: &mut impl FnMut(Extent)) -> u64 {
+    // Runs i..j overlap [lo, hi).
+    let i = first_ending_after(chunk, lo);
+    let j = i + chunk[i..].iter().take_while(|r| r.off() < hi).count();
+    if let Some(b) = new {
+        // Random overwrites of a fragmented file: the range is exactly one run, and the new
+        // blocks continue neither neighbour. Replace the run in place.
+        let run = Run::new(lo, b, hi - lo);
+        if j == i + 1
+            && chunk[i].off() == lo
+            && chunk[i].end() == hi
+            && !(i > 0 && chunk[i - 1].continued_by(run))
+            && !chunk.get(j).is_some_and(|&n| run.continued_by(n))
+        {
+            freed(Extent { start: chunk[i].block(), len: hi - lo });
+            chunk[i] = run;
+            return hi - lo;
+        }
+    } else if i == j {
+        return 0;
+    }
+    let mut unmapped = 0;
+    for r in &chunk[i..j] {
+        let (a, e) = (r.off().max(lo), r.end().min(hi));
+        freed(Extent { start: r.block() + (a - r.off()), len: e - a });
+        unmapped += e - a;
+    }
+    // What replaces runs from..to: the cut runs' outer remainders, the new run, and (when a new
+    // run may continue or be continued by them) the runs just around it.
+    let (mut from, mut to) = (i, j);
+    let mut seq: SmallVec<[Run; 4]> = SmallVec::new();
+    if i < j && chunk[i].off() < lo {
+        let r = chunk[i];
+        seq.push(Run::new(r.off(), r.block(), lo - r.off()));
+    } else if new.is_some() && i > 0 && chunk[i - 1].end() == lo {
+        from = i - 1;
+        seq.push(chunk[i - 1]);
+    }
+    if let Some(b) = new {
+        seq.push(Run::new(lo, b, hi - lo));
+    }
+    if i < j && chunk[j - 1].end() > hi {
+        let r = chunk[j - 1];
+        seq.push(Run::new(hi, r.block() + (hi - r.off()), r.end() - hi));
+    } else if new.is_some() && chunk.get(j).is_some_and(|r| r.off() == hi) {
+        seq.push(chunk[j]);
+        to = j + 1;
+    }
+    let mut joined: SmallVec<[Run; 4]> = SmallVec::new();
+    for r in seq {
+        match joined.last_mut() {
+            Some(l) if l.continued_by(r) => *l = Run::new(l.off(), l.block(), l.pages() + r.pages()),
+            _ => joined.push(r),
+        }
+    }
+    let (had, has) = (to - from, joined.len());
+    for (k, r) in joined.iter().take(had).enumerate() {
+        chunk[from + k] = *r;
+    }
+    if has > had {
+        chunk.insert_many(from + had, joined[had..].iter().copied());
+    } else if had > has {
+        chunk.drain(from + has..to);
+    }
+    unmapped
+}
+
+impl Chunks {
+    fn mapped(&self) -> u64 {
+        self.counts & MAPPED_MASK
+    }
+    fn runs(&self) -> u64 {
+        self.counts >> MAPPED_BITS
+    }
+    fn count(&mut self, mapped: u64, unmapped: u64, runs_before: usize, runs_after: usize) {
+        let m = self.mapped() + mapped - unmapped;
+        debug_assert!(m <= MAPPED_MASK);
+        let r = self.runs();
+        let r = if r == RUNS_MAX {
+            r // lost count: stays "very many"
+        } else {
+            (r + runs_after as u64).saturating_sub(runs_before as u64).min(RUNS_MAX)
+        };
+        self.counts = r << MAPPED_BITS | (m & MAPPED_MASK);
+    }
+    fn chunk(&self, c: u64) -> Option<&Chunk> {
+        if c == 0 {
+            Some(&self.first).filter(|ch| !ch.is_empty())
+        } else {
+            self.rest.get(&c)
+        }
+    }
+    /// The chunks numbered from `a` through `b` that hold runs, in order.
+    fn range(&self, a: u64, b: u64) -> impl Iterator<Item = (u64, &Chunk)> {
+        let first = (a == 0 && !self.first.is_empty()).then_some((0, &self.first));
+        let lo = a.max(1);
+        let hi = if b < lo { lo } else { b + 1 };
+        first.into_iter().chain(self.rest.range(lo..hi).map(|(&c, ch)| (c, ch)))
+    }
+    /// The stored run that holds `page`, as a mapping.
+    fn holding(&self, page: u64) -> Option<Mapping> {
+        let base = page & !(CHUNK_PAGES - 1);
+        let off = page - base;
+        let chunk = self.chunk(page >> CHUNK_BITS)?;
+        let r = *chunk.get(first_ending_after(chunk, off))?;
+        (r.off() <= off).then_some(Mapping { page: base + r.off(), block: r.block(), pages: r.pages() })
+    }
+    /// Stored runs that end after `page`, in order.
+    fn runs_from(&self, page: u64) -> impl Iterator<Item = Mapping> + '_ {
+        self.range(page >> CHUNK_BITS, u64::MAX >> CHUNK_BITS).flat_map(move |(c, chunk)| {
+            let base = c << CHUNK_BITS;
+            let lo = page.saturating_sub(base);
+            let i = first_ending_after(chunk, lo);
+            chunk[i..].iter().map(move |r| Mapping {
+                page: base + r.off(),
+                block: r.block(),
+                pages: r.pages(),
+            })
+        })
+    }
+}
+
 impl ExtentMap {
     /// Pages mapped in all.
     pub fn mapped_pages(&self) -> u64 {
-        self.mapped
+        self.0.as_ref().map_or(0, |c| c.mapped())
     }
+
+    /// Runs held (each inside one 2 MiB chunk): at least the pieces [`ExtentMap::all`] gives.
     pub fn run_count(&self) -> usize {
-        self.runs.len()
+        self.0.as_ref().map_or(0, |c| c.runs() as usize)
     }
 
     /// The block backing `page`, if any.
     pub fn lookup(&self, page: u64) -> Option<u64> {
-        let (&s, &r) = self.runs.range(..=page).next_back()?;
-        (page < s + r.pages()).then(|| r.block() + (page - s))
+        let m = self.0.as_ref()?.holding(page)?;
+        Some(m.block + (page - m.page))
     }
 
     /// Unmap [page, page+count); returns the blocks that were mapped there.
@@ -73,35 +273,41 @@ impl ExtentMap {
     /// As [`ExtentMap::remove`], handing each unmapped extent to `freed` instead of
     /// collecting them (the write path frees them at once, with no vector per write).
     pub fn remove_with(&mut self, page: u64, count: u64, freed: &mut impl FnMut(Extent)) {
-        // Nothing to unmap; going on would split the run around `page` for nothing.
+        let Some(map) = self.0.as_mut() else { return };
         if count == 0 {
             return;
         }
         let end = page.saturating_add(count);
-        let keys: Vec<u64> = self
-            .runs
-            .range(..end)
-            .rev()
-            .take_while(|(&s, r)| s + r.pages() > page || s >= page)
-            .map(|(&s, _)| s)
-            .collect();
-        for s in keys {
-            let r = self.runs[&s];
-            let (b, n) = (r.block(), r.pages());
-            if s + n <= page {
-                continue;
+        let (a, b) = (page >> CHUNK_BITS, (end - 1) >> CHUNK_BITS);
+        let mut cut = |c: u64, chunk: &mut Chunk| {
+            let base = c << CHUNK_BITS;
+            let (lo, hi) = (page.saturating_sub(base), (end - base).min(CHUNK_PAGES));
+            let before = chunk.len();
+            let unmapped = splice(chunk, lo, hi, None, freed);
+            (unmapped, before, chunk.len())
+        };
+        let (mut unmapped, mut before, mut after) = (0, 0, 0);
+        if a == 0 {
+            let (u, x, y) = cut(0, &mut map.first);
+            (unmapped, before, after) = (u, x, y);
+        }
+        let mut emptied: SmallVec<[u64; 2]> = SmallVec::new();
+        let (lo, hi) = (a.max(1), b.saturating_add(1));
+        if lo < hi {
+            for (&c, chunk) in map.rest.range_mut(lo..hi) {
+                let (u, x, y) = cut(c, chunk);
+                (unmapped, before, after) = (unmapped + u, before + x, after + y);
+                if chunk.is_empty() {
+                    emptied.push(c);
+                }
             }
-            self.runs.remove(&s);
-            let cut_start = s.max(page);
-            let cut_end = (s + n).min(end);
-            if s < cut_start {
-                self.runs.insert(s, Run::new(b, cut_start - s));
-            }
-            if cut_end < s + n {
-                self.runs.insert(cut_end, Run::new(b + (cut_end - s), s + n - cut_end));
-            }
-            freed(Extent { start: b + (cut_start - s), len: cut_end - cut_start });
-            self.mapped -= cut_end - cut_start;
+        }
+        for c in emptied {
+            map.rest.remove(&c);
+        }
+        map.count(0, unmapped, before, after);
+        if map.first.is_empty() && map.rest.is_empty() {
+            self.0 = None;
         }
     }
 
@@ -119,148 +325,107 @@ impl ExtentMap {
         if count == 0 {
             return;
         }
-        if let Some(old) = self.replace_run(page, block, count) {
-            freed(old);
-            return;
-        }
-        self.remove_with(page, count, freed);
-        let mut start = page;
-        let mut blk = block;
-        let mut len = count;
-        if let Some((&ps, &pr)) = self.runs.range(..page).next_back() {
-            let (pb, pn) = (pr.block(), pr.pages());
-            if ps + pn == page && pb + pn == block && pn + len <= MAX_RUN {
-                self.runs.remove(&ps);
-                start = ps;
-                blk = pb;
-                len += pn;
-            }
-        }
-        if let Some(&nr) = self.runs.get(&(page + count)) {
-            if nr.block() == block + count && len + nr.pages() <= MAX_RUN {
-                self.runs.remove(&(page + count));
-                len += nr.pages();
-            }
-        }
-        while len > 0 {
-            let n = len.min(MAX_RUN);
-            self.runs.insert(start, Run::new(blk, n));
-            start += n;
-            blk += n;
-            len -= n;
-        }
-        self.mapped += count;
-    }
-
-    /// The common case of random overwrites once a file's map is fragmented: [page, page+count)
-    /// is exactly one run, and the new blocks join neither neighbour. Then the run's blocks are
-    /// replaced in place, through the mutable reference the range walk hands out: one tree
-    /// descent in all, instead of the general path's removal, splits and merge lookups (about
-    /// ten). Returns the blocks replaced; None: take the general path (whose result this one
-    /// equals whenever it applies).
-    fn replace_run(&mut self, page: u64, block: u64, count: u64) -> Option<Extent> {
-        let end = page.checked_add(count)?;
-        let mut before = self.runs.range_mut(..=end).rev();
-        let (&k, v) = before.next()?;
-        let (next, cur_start, cur) = if k == end {
-            let next = *v;
-            let (&ck, cv) = before.next()?;
-            (Some(next), ck, cv)
-        } else {
-            (None, k, v)
-        };
-        if count == 0 || cur_start != page || cur.pages() != count {
-            return None;
-        }
-        if let Some((&ps, pr)) = before.next() {
-            if ps + pr.pages() == page && pr.block() + pr.pages() == block && pr.pages() + count <= MAX_RUN {
-                return None;
-            }
-        }
-        if next.is_some_and(|nr| nr.block() == block + count && nr.pages() + count <= MAX_RUN) {
-            return None;
-        }
-        let old = cur.block();
-        *cur = Run::new(block, count);
-        Some(Extent { start: old, len: count })
-    }
-
-    /// The mapped pieces inside [page, page+count), in order. Inline for the usual few (a
-    /// read of a page or two): no heap allocation per read.
-    pub fn mappings(&self, page: u64, count: u64) -> Mappings {
+        let map = self.0.get_or_insert_with(Default::default);
         let end = page.saturating_add(count);
+        let mut p = page;
+        while p < end {
+            let c = p >> CHUNK_BITS;
+            let base = c << CHUNK_BITS;
+            let (lo, hi) = (p - base, (end - base).min(CHUNK_PAGES));
+            let chunk = if c == 0 { &mut map.first } else { map.rest.entry(c).or_default() };
+            let before = chunk.len();
+            let unmapped = splice(chunk, lo, hi, Some(block + (p - page)), freed);
+            let after = chunk.len();
+            map.count(hi - lo, unmapped, before, after);
+            p = base + hi;
+        }
+    }
+
+    /// The mapped pieces inside [page, page+count), in order, joined where they continue each
+    /// other. Inline for the usual few (a read of a page or two): no heap allocation per read.
+    pub fn mappings(&self, page: u64, count: u64) -> Mappings {
         let mut out = Mappings::new();
-        // Backwards from the last run that starts before `end`: one tree descent. Runs do not
-        // overlap, so none before the first one that starts at or before `page` reaches it.
-        for (&s, r) in self.runs.range(..end).rev() {
-            let lo = s.max(page);
-            let hi = (s + r.pages()).min(end);
-            if lo < hi {
-                out.push(Mapping { page: lo, block: r.block() + (lo - s), pages: hi - lo });
+        let Some(map) = self.0.as_ref() else { return out };
+        if count == 0 {
+            return out;
+        }
+        let end = page.saturating_add(count);
+        let mut add = |c: u64, chunk: &Chunk| {
+            let base = c << CHUNK_BITS;
+            let (lo, hi) = (page.saturating_sub(base), (end - base).min(CHUNK_PAGES));
+            let i = first_ending_after(chunk, lo);
+            for r in chunk[i..].iter().take_while(|r| r.off() < hi) {
+                let (a, e) = (r.off().max(lo), r.end().min(hi));
+                push_joined(
+                    &mut out,
+                    Mapping { page: base + a, block: r.block() + (a - r.off()), pages: e - a },
+                );
             }
-            if s <= page {
-                break;
+        };
+        let (a, b) = (page >> CHUNK_BITS, (end - 1) >> CHUNK_BITS);
+        if a == b {
+            // The usual read or write, inside one chunk: a lookup, not a range walk.
+            if let Some(chunk) = map.chunk(a) {
+                add(a, chunk);
+            }
+        } else {
+            for (c, chunk) in map.range(a, b) {
+                add(c, chunk);
             }
         }
-        out.reverse();
         out
     }
 
-    /// Every run, in page order.
+    /// Every mapped piece, in page order, with runs that continue each other joined (up to
+    /// [`MAX_RUN`] pages a piece).
     pub fn all(&self) -> Vec<Mapping> {
-        self.runs.iter().map(|(&s, r)| Mapping { page: s, block: r.block(), pages: r.pages() }).collect()
-    }
-
-    /// Every run, in page order, with runs that continue each other (kept apart only by
-    /// [`MAX_RUN`]) joined: what a person reading a report wants to see.
-    pub fn all_joined(&self) -> Vec<Mapping> {
-        let mut out: Vec<Mapping> = Vec::new();
-        for m in self.all() {
-            match out.last_mut() {
-                Some(l) if l.page + l.pages == m.page && l.block + l.pages == m.block => l.pages += m.pages,
-                _ => out.push(m),
+        let mut out: SmallVec<[Mapping; 0]> = SmallVec::new();
+        if let Some(map) = self.0.as_ref() {
+            for m in map.runs_from(0) {
+                push_joined(&mut out, m);
             }
         }
-        out
+        out.into_vec()
     }
 
     /// The mapped pieces from the one holding `page` (or the first after it) on, in order,
-    /// with pieces that continue each other joined, at most `max` of them (fiemap); true when
-    /// more follow.
+    /// joined as in [`ExtentMap::all`], at most `max` of them (fiemap); true when more follow.
     pub fn joined_from(&self, page: u64, max: usize) -> (Vec<Mapping>, bool) {
-        use std::ops::Bound::{Excluded, Unbounded};
-        let holding = self.runs.range(..=page).next_back().filter(|(&s, r)| page < s + r.pages());
-        let after = self.runs.range((Excluded(page), Unbounded));
-        let mut out: Vec<Mapping> = Vec::new();
-        for (&s, r) in holding.into_iter().chain(after) {
-            let m = Mapping { page: s, block: r.block(), pages: r.pages() };
-            let full = out.len() == max;
-            match out.last_mut() {
-                Some(l) if l.page + l.pages == m.page && l.block + l.pages == m.block => l.pages += m.pages,
-                _ if full => return (out, true),
-                _ => out.push(m),
+        let Some(map) = self.0.as_ref() else { return (Vec::new(), false) };
+        // The piece holding `page` starts where the runs it joins start, maybe chunks earlier.
+        let mut from = page;
+        if let Some(mut h) = map.holding(page) {
+            while h.page % CHUNK_PAGES == 0 && h.page > 0 {
+                match map.holding(h.page - 1) {
+                    Some(prev) if prev.end() == h.page && prev.block + prev.pages == h.block => h = prev,
+                    _ => break,
+                }
             }
+            from = h.page;
         }
-        (out, false)
+        let mut out: SmallVec<[Mapping; 0]> = SmallVec::new();
+        for m in map.runs_from(from) {
+            if out.last_mut().is_some_and(|l| l.join(&m)) {
+                continue;
+            }
+            if out.len() == max {
+                return (out.into_vec(), true);
+            }
+            out.push(m);
+        }
+        (out.into_vec(), false)
     }
 
     /// First mapped page at or after `page`.
     pub fn next_mapped(&self, page: u64) -> Option<u64> {
-        if self.lookup(page).is_some() {
-            return Some(page);
-        }
-        self.runs.range(page..).next().map(|(&s, _)| s)
+        self.0.as_ref()?.runs_from(page).next().map(|m| m.page.max(page))
     }
 
     /// First unmapped page at or after `page`.
     pub fn next_hole(&self, page: u64) -> u64 {
         let mut p = page;
-        while let Some((&s, r)) = self.runs.range(..=p).next_back() {
-            if p < s + r.pages() {
-                p = s + r.pages();
-            } else {
-                break;
-            }
+        while let Some(m) = self.0.as_ref().and_then(|map| map.holding(p)) {
+            p = m.end();
         }
         p
     }
@@ -359,21 +524,96 @@ mod tests {
     }
 
     #[test]
-    fn a_mapping_longer_than_a_run_is_kept_as_several() {
+    fn a_mapping_across_chunks_is_held_per_chunk_and_handed_out_joined() {
         let mut m = ExtentMap::default();
-        let n = 3 * MAX_RUN + 10;
+        let n = 3 * CHUNK_PAGES + 10;
         m.insert(5, 1 << 30, n);
         assert_eq!(m.run_count(), 4);
         assert_eq!(m.mapped_pages(), n);
+        assert_eq!(m.all(), vec![Mapping { page: 5, block: 1 << 30, pages: n }]);
         assert_eq!(m.lookup(5 + n - 1), Some((1 << 30) + n - 1));
         assert_eq!(m.next_hole(5), 5 + n);
-        assert_eq!(m.mappings(0, u64::MAX).iter().map(|r| r.pages).sum::<u64>(), n);
+        assert_eq!(m.mappings(0, u64::MAX).as_slice(), [Mapping { page: 5, block: 1 << 30, pages: n }]);
+        // From inside a later chunk: the whole piece, from where it starts.
+        assert_eq!(m.joined_from(1100, 4).0, vec![Mapping { page: 5, block: 1 << 30, pages: n }]);
         let freed = m.remove(6, n - 2);
         assert_eq!(freed.iter().map(|e| e.len).sum::<u64>(), n - 2);
         assert_eq!(
             m.all().iter().map(|r| (r.page, r.pages)).collect::<Vec<_>>(),
             vec![(5, 1), (5 + n - 1, 1)]
         );
+        assert_eq!(m.run_count(), 2);
+        m.remove(0, u64::MAX);
+        assert_eq!(m, ExtentMap::default(), "an emptied map holds nothing");
+    }
+
+    /// Every query against a page -> block model, over random writes and removals of up to
+    /// 700 pages across four chunks (runs cut, joined and split at chunk edges).
+    #[test]
+    fn writes_and_removals_across_chunks_match_a_page_model() {
+        use std::collections::BTreeMap as Model;
+        let mut m = ExtentMap::default();
+        let mut model: Model<u64, u64> = Model::new();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next_block = 10_000;
+        for round in 0..6_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let page = x % 2048;
+            let count = match (x >> 12) % 8 {
+                0 => 1 + (x >> 20) % 700,
+                1 | 2 => 1 + (x >> 20) % 8,
+                _ => 1,
+            };
+            // Often continue the block before, so runs join across the write's edges.
+            let block = match ((x >> 40) % 3, page.checked_sub(1).and_then(|p| model.get(&p))) {
+                (0, Some(&b)) => b + 1,
+                _ => next_block,
+            };
+            next_block = next_block.max(block + count) + 3;
+            let insert = (x >> 30) % 5 != 0;
+            let freed = if insert { m.insert(page, block, count) } else { m.remove(page, count) };
+            let mut freed: Vec<u64> = freed.iter().flat_map(|e| e.start..e.start + e.len).collect();
+            freed.sort_unstable();
+            let mut want: Vec<u64> = model.range(page..page + count).map(|(_, &b)| b).collect();
+            want.sort_unstable();
+            assert_eq!(freed, want, "round {round}: freed blocks");
+            for p in page..page + count {
+                if insert {
+                    model.insert(p, block + (p - page));
+                } else {
+                    model.remove(&p);
+                }
+            }
+            let mut runs: Vec<Mapping> = Vec::new();
+            for (&p, &b) in &model {
+                match runs.last_mut() {
+                    Some(r) if r.page + r.pages == p && r.block + r.pages == b => r.pages += 1,
+                    _ => runs.push(Mapping { page: p, block: b, pages: 1 }),
+                }
+            }
+            assert_eq!(m.all(), runs, "round {round}: all");
+            assert_eq!(m.mapped_pages(), model.len() as u64, "round {round}");
+            assert!(m.run_count() >= runs.len());
+            let (lo, len) = ((x >> 8) % 2100, (x >> 16) % 900);
+            let got: Vec<(u64, u64)> = m
+                .mappings(lo, len)
+                .iter()
+                .flat_map(|r| (0..r.pages).map(move |i| (r.page + i, r.block + i)))
+                .collect();
+            let want: Vec<(u64, u64)> = model.range(lo..lo + len).map(|(&p, &b)| (p, b)).collect();
+            assert_eq!(got, want, "round {round}: mappings({lo}, {len})");
+            assert_eq!(m.lookup(lo), model.get(&lo).copied());
+            assert_eq!(m.next_mapped(lo), model.range(lo..).next().map(|(&p, _)| p));
+            let hole = (lo..).find(|p| !model.contains_key(p)).unwrap();
+            assert_eq!(m.next_hole(lo), hole);
+            let from = runs.iter().position(|r| r.page + r.pages > lo).unwrap_or(runs.len());
+            let (got, more) = m.joined_from(lo, 3);
+            assert_eq!(got, runs[from..(from + 3).min(runs.len())].to_vec(), "round {round}: joined_from");
+            assert_eq!(more, runs.len() > from + 3);
+        }
+        assert_eq!(m.all().is_empty(), model.is_empty());
     }
 
     #[test]

@@ -426,7 +426,7 @@ pub fn fsck_devices(
                 c.unfixable(format!("inode {ino}: log page {p} is also used by something else"));
             }
         }
-        for m in st.extents.all_joined() {
+        for m in st.extents.all() {
             let end = m.block + m.pages;
             // Pages mapped outside the data area become holes a run at a time: one damaged
             // entry can map billions of them.

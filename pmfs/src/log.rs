@@ -338,6 +338,15 @@ pub fn replay_partial(pm: &PmRegion, owner: u64, head: u64, tail: u64, data: (u6
         let mut buf = vec![0u8; len as usize];
         pm.read(pos, &mut buf)?;
         match Entry::decode(&buf) {
+            // More pages than the data area holds is damage whatever the blocks, and replay
+            // would spend time and memory on it: the block map holds a run per 2 MiB, and an
+            // entry can name 2^32 pages. (Fewer pages mapped outside the data area are fsck's
+            // to punch into holes.)
+            Ok(Entry::Write { block, nblocks, .. }) if nblocks as u64 > data.1.saturating_sub(data.0) => {
+                let what = format!("at {pos}: a write maps {nblocks} pages (at block {block}), more than the data area holds");
+                out.error = Some((pos, false, bad(what)));
+                break;
+            }
             Ok(e) => out.entries.push((pos, e)),
             Err(e) => {
                 out.error = Some((pos, false, bad(format!("at {pos}: {}", e.detail()))));
