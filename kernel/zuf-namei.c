@@ -66,13 +66,16 @@ static struct dentry *zuf_lookup(struct inode *dir, struct dentry *dentry, unsig
 	return d_splice_alias(inode, dentry);
 }
 
-/* Create @dentry in @dir: MKNOD, MKDIR or SYMLINK (@target in the window). */
+/*
+ * Create @dentry in @dir: MKNOD, MKDIR or SYMLINK (@target in the window); or, with @tmp,
+ * TMPFILE: a regular file no directory names, opened as @tmp.
+ */
 static int zuf_new(struct inode *dir, struct dentry *dentry, u32 opcode, umode_t mode,
-		   dev_t rdev, const char *target)
+		   dev_t rdev, const char *target, struct file *tmp)
 {
 	struct zuf_io io = { .server_writes = false };
-	struct zuf_call op = { .op = opcode, .ino = dir->i_ino, .name = &dentry->d_name,
-			     .rdev = new_encode_dev(rdev) };
+	struct zuf_call op = { .op = opcode, .ino = dir->i_ino,
+			     .name = tmp ? NULL : &dentry->d_name, .rdev = new_encode_dev(rdev) };
 	struct posix_acl *default_acl = NULL, *acl = NULL;
 	struct inode *inode;
 	int err;
@@ -108,6 +111,11 @@ static int zuf_new(struct inode *dir, struct dentry *dentry, u32 opcode, umode_t
 		err = -EIO;
 		goto out_acl;
 	}
+	if (tmp && op.attr.nlink != 0) {
+		pr_warn_ratelimited("server named a tmpfile in %lu\n", dir->i_ino);
+		err = -EIO;
+		goto out_acl;
+	}
 	inode = zuf_iget(dir->i_sb, &op.attr, true);
 	if (IS_ERR(inode)) {
 		err = PTR_ERR(inode);
@@ -120,6 +128,14 @@ static int zuf_new(struct inode *dir, struct dentry *dentry, u32 opcode, umode_t
 	 * with its mode (already narrowed by the ACL's mask) and without the ACL entries.
 	 */
 	err = zuf_acl_init(inode, default_acl, acl);
+	if (tmp) {
+		/* d_tmpfile takes the one link a new inode has; the server's count is 0 */
+		spin_lock(&inode->i_lock);
+		set_nlink(inode, 1);
+		spin_unlock(&inode->i_lock);
+		d_tmpfile(tmp, inode);
+		return err ? err : finish_open_simple(tmp, 0);
+	}
 	d_instantiate(dentry, inode);
 	return err;
 
@@ -132,7 +148,15 @@ out_acl:
 static int zuf_create(struct user_namespace *mnt_userns, struct inode *dir,
 		      struct dentry *dentry, umode_t mode, bool excl)
 {
-	return zuf_new(dir, dentry, ZUF_OP_MKNOD, (mode & 07777) | S_IFREG, 0, NULL);
+	return zuf_new(dir, dentry, ZUF_OP_MKNOD, (mode & 07777) | S_IFREG, 0, NULL, NULL);
+}
+
+/* O_TMPFILE; linkat(2) may name it later (the VFS marks it I_LINKABLE, zuf_link links it). */
+static int zuf_tmpfile(struct user_namespace *mnt_userns, struct inode *dir,
+		       struct file *file, umode_t mode)
+{
+	return zuf_new(dir, file->f_path.dentry, ZUF_OP_TMPFILE, (mode & 07777) | S_IFREG, 0,
+		       NULL, file);
 }
 
 static int zuf_mknod(struct user_namespace *mnt_userns, struct inode *dir,
@@ -140,19 +164,19 @@ static int zuf_mknod(struct user_namespace *mnt_userns, struct inode *dir,
 {
 	if (S_ISDIR(mode) || S_ISLNK(mode))
 		return -EINVAL;
-	return zuf_new(dir, dentry, ZUF_OP_MKNOD, mode, rdev, NULL);
+	return zuf_new(dir, dentry, ZUF_OP_MKNOD, mode, rdev, NULL, NULL);
 }
 
 static int zuf_mkdir(struct user_namespace *mnt_userns, struct inode *dir,
 		     struct dentry *dentry, umode_t mode)
 {
-	return zuf_new(dir, dentry, ZUF_OP_MKDIR, (mode & 07777) | S_IFDIR, 0, NULL);
+	return zuf_new(dir, dentry, ZUF_OP_MKDIR, (mode & 07777) | S_IFDIR, 0, NULL, NULL);
 }
 
 static int zuf_symlink(struct user_namespace *mnt_userns, struct inode *dir,
 		       struct dentry *dentry, const char *target)
 {
-	return zuf_new(dir, dentry, ZUF_OP_SYMLINK, S_IFLNK | 0777, 0, target);
+	return zuf_new(dir, dentry, ZUF_OP_SYMLINK, S_IFLNK | 0777, 0, target, NULL);
 }
 
 static int zuf_link(struct dentry *old_dentry, struct inode *dir, struct dentry *dentry)
@@ -255,6 +279,7 @@ const struct inode_operations zuf_dir_iops = {
 	.mkdir		= zuf_mkdir,
 	.symlink	= zuf_symlink,
 	.link		= zuf_link,
+	.tmpfile	= zuf_tmpfile,
 	.unlink		= zuf_unlink,
 	.rmdir		= zuf_rmdir,
 	.rename		= zuf_rename,

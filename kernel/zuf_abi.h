@@ -23,7 +23,7 @@
 #include <linux/types.h>
 #include <linux/ioctl.h>
 
-#define ZUF_ABI_VERSION		2
+#define ZUF_ABI_VERSION		3
 #define ZUF_DEVICE_NAME		"zuf"
 
 #define ZUF_FS_NAME_MAX		16	/* bytes of a filesystem type name, NUL included */
@@ -128,6 +128,8 @@ enum zuf_op {
 				 * keeps an unlinked inode alive (OPEN/RELEASE are not sent) */
 	ZUF_OP_FIEMAP,		/* ino, offset, len (window bytes) -> zuf_extent records in
 				 * window: the file's extents from the one holding offset on */
+	ZUF_OP_TMPFILE,		/* ino=dir, create -> attr: a regular file no directory names
+				 * (link count 0), held as any inode the kernel holds */
 	ZUF_OP_MAX
 };
 

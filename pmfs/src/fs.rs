@@ -603,14 +603,7 @@ impl Fs {
         if kind == FileKind::Directory && pst.links() >= LINK_MAX {
             return Err(Error::TooManyLinks);
         }
-        let mut perm = mode & 0o7777;
-        let mut gid = caller.gid;
-        if pst.perm as u32 & libc::S_ISGID != 0 {
-            gid = pst.gid;
-            if kind == FileKind::Directory {
-                perm |= libc::S_ISGID;
-            }
-        }
+        let (perm, gid) = new_owner(&pst, kind, mode, caller);
         let (ino, off) = self.itables.allocate(&self.pm, &self.alloc, current_cpu())?;
         let made = (|| {
             let creation = self.init_inode(off, kind.mode_bits() | perm, caller.uid, gid, rdev, parent)?;
@@ -629,6 +622,12 @@ impl Fs {
             self.commit(&mut pst, vec![add])?;
             Ok(st)
         })();
+        self.made(ino, made)
+    }
+
+    /// Cache a just-made inode and answer its attributes; or, if making it failed, give its
+    /// slot and anything it took back (no directory names it).
+    fn made(&self, ino: Ino, made: Result<InodeState>) -> Result<Attr> {
         match made {
             Ok(st) => {
                 let attr = self.attr_of(&st)?;
@@ -636,7 +635,6 @@ impl Fs {
                 Ok(attr)
             }
             Err(e) => {
-                // Not linked anywhere: give the slot and anything it took back.
                 if let Ok(mut st) = self.load_inode(ino) {
                     let _ = self.destroy(&mut st);
                 } else {
@@ -645,6 +643,38 @@ impl Fs {
                 Err(e)
             }
         }
+    }
+
+    /// A regular file that no directory names (O_TMPFILE), owned as if created in `parent`:
+    /// link count 0, so it lives while the caller holds it open ([`Fs::open`], [`Fs::hold`]),
+    /// and is freed at the last release, at unmount, or by recovery after a crash, unless
+    /// [`Fs::link`] names it first.
+    pub fn tmpfile(&self, parent: Ino, mode: u32, caller: Caller) -> Result<Attr> {
+        self.check_writable()?;
+        if FileKind::from_mode(mode).is_some_and(|k| k != FileKind::Regular) {
+            return Err(Error::Invalid("tmpfile of a type other than a regular file"));
+        }
+        let (perm, gid) = {
+            let p = self.inode(parent)?;
+            let pst = p.read();
+            if pst.dir.is_none() {
+                return Err(Error::NotDir);
+            }
+            if pst.nlink == 0 {
+                return Err(Error::NotFound);
+            }
+            new_owner(&pst, FileKind::Regular, mode, caller)
+        };
+        let (ino, off) = self.itables.allocate(&self.pm, &self.alloc, current_cpu())?;
+        let made = (|| {
+            let creation = self.init_inode(off, libc::S_IFREG | perm, caller.uid, gid, 0, parent)?;
+            let mut st = InodeState::new(ino, off, &creation)?;
+            // Nameless from the start: a crash before this commit leaves an unreachable
+            // inode, which recovery frees as it frees any orphan.
+            self.commit(&mut st, vec![Entry::Link { nlink: 0, ctime: creation.time }])?;
+            Ok(st)
+        })();
+        self.made(ino, made)
     }
 
     /// Write a just-allocated inode slot's creation record and mark it live. Until a directory
@@ -744,7 +774,9 @@ impl Fs {
         if kind == FileKind::Directory {
             return Err(Error::NotPermitted);
         }
-        if nlink == 0 {
+        // A link count of 0 with the inode still here: an O_TMPFILE file (or one unlinked
+        // while open; the kernel refuses to link those) getting its first name.
+        if l.get(ino).dead {
             return Err(Error::NotFound);
         }
         if nlink >= LINK_MAX {
@@ -1142,6 +1174,20 @@ impl Fs {
             name_max: NAME_MAX as u32,
         })
     }
+}
+
+/// The permission bits and group of a new inode of `kind` in directory `pst`: a setgid
+/// directory gives its group, and its setgid bit to subdirectories.
+fn new_owner(pst: &InodeState, kind: FileKind, mode: u32, caller: Caller) -> (u32, u32) {
+    let mut perm = mode & 0o7777;
+    let mut gid = caller.gid;
+    if pst.perm as u32 & libc::S_ISGID != 0 {
+        gid = pst.gid;
+        if kind == FileKind::Directory {
+            perm |= libc::S_ISGID;
+        }
+    }
+    (perm, gid)
 }
 
 #[cfg(test)]

@@ -121,6 +121,57 @@ fn hold_of_a_freed_inode_takes_nothing_even_when_its_number_is_reused() {
     assert_eq!(fs.getattr(h.ino), Err(Error::NotFound));
 }
 
+/// O_TMPFILE: a file no directory names, alive while held, freed at its last release, at
+/// unmount, or by recovery after a crash; linked, it is an ordinary file.
+#[test]
+fn tmpfile_lives_while_held_and_can_be_linked() {
+    let img = Image::new("tmpfile", 32 << 20);
+    let fs = img.mount();
+    let d = fs.mkdir(ROOT_INO, b"d", 0o2775, ME).unwrap().ino;
+    fs.setattr(d, &SetAttr { gid: Some(4242), ..Default::default() }).unwrap();
+    let t = fs.tmpfile(d, libc::S_IFREG | 0o600, ME).unwrap();
+    assert_eq!((t.nlink, t.perm, t.gid), (0, 0o600, 4242), "a setgid directory gives its group");
+    assert_eq!(names(&fs, d), vec![".", ".."]);
+    fs.hold(t.ino, t.generation, 1).unwrap();
+    fs.write(t.ino, 0, &vec![5u8; 20_000], false).unwrap();
+    fs.link(t.ino, d, b"named").unwrap();
+    fs.release(t.ino).unwrap();
+    let named = fs.lookup(d, b"named").unwrap();
+    assert_eq!((named.ino, named.nlink), (t.ino, 1));
+    assert_eq!(read_all(&fs, t.ino), vec![5u8; 20_000]);
+
+    // Never named: its space comes back at the last release.
+    let before = fs.statfs().unwrap().blocks_free;
+    let gone = fs.tmpfile(ROOT_INO, 0o644, ME).unwrap();
+    fs.open(gone.ino).unwrap();
+    fs.write(gone.ino, 0, &vec![1u8; 40_960], false).unwrap();
+    fs.release(gone.ino).unwrap();
+    assert_eq!(fs.getattr(gone.ino), Err(Error::NotFound));
+    assert_eq!(fs.statfs().unwrap().blocks_free, before);
+    assert!(matches!(fs.tmpfile(ROOT_INO, libc::S_IFDIR | 0o755, ME), Err(Error::Invalid(_))));
+
+    // Held at a crash: recovery frees it; the linked one stays.
+    let orphan = fs.tmpfile(ROOT_INO, 0o644, ME).unwrap();
+    fs.open(orphan.ino).unwrap();
+    fs.write(orphan.ino, 0, &vec![2u8; 40_960], false).unwrap();
+    drop(fs);
+    let fs = img.mount();
+    assert_eq!(fs.mount_report().orphans_freed, 1);
+    assert_eq!(fs.getattr(orphan.ino), Err(Error::NotFound));
+    assert_eq!(read_all(&fs, fs.lookup(d, b"named").unwrap().ino), vec![5u8; 20_000]);
+    // Held at a clean unmount: freed then, and fsck agrees with statfs.
+    let base = fs.statfs().unwrap().blocks_free;
+    let held = fs.tmpfile(ROOT_INO, 0o644, ME).unwrap();
+    fs.open(held.ino).unwrap();
+    fs.write(held.ino, 0, &vec![3u8; 8192], false).unwrap();
+    fs.unmount().unwrap();
+    drop(fs);
+    let fs = img.mount();
+    assert_eq!(fs.getattr(held.ino), Err(Error::NotFound));
+    assert_eq!(fs.statfs().unwrap().blocks_free, base, "the held tmpfile was freed at unmount");
+    img.unmount_and_fsck(fs);
+}
+
 #[test]
 fn rename_variants() {
     let img = Image::new("rename", 32 << 20);

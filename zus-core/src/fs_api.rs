@@ -48,6 +48,9 @@ pub trait ZusFs: Send + Sync {
         new_name: &[u8],
         flags: RenameFlags,
     ) -> Result<()>;
+    /// A regular file no directory names (O_TMPFILE), owned as if created in `parent`, with
+    /// link count 0: the caller holds it ([`ZusFs::open`]) and [`ZusFs::link`] may name it.
+    fn tmpfile(&self, parent: Ino, mode: u32, caller: Caller) -> Result<Attr>;
     /// An open handle keeps an unlinked inode alive until [`ZusFs::release`].
     fn open(&self, ino: Ino) -> Result<()>;
     fn release(&self, ino: Ino) -> Result<()>;

@@ -60,6 +60,9 @@ impl ZusFs for pmfs::Fs {
     ) -> Result<()> {
         pmfs::Fs::rename(self, parent, name, new_parent, new_name, flags)
     }
+    fn tmpfile(&self, parent: Ino, mode: u32, caller: Caller) -> Result<Attr> {
+        pmfs::Fs::tmpfile(self, parent, mode, caller)
+    }
     fn open(&self, ino: Ino) -> Result<()> {
         pmfs::Fs::open(self, ino)
     }

@@ -83,6 +83,17 @@ grep -Eq "\[16\.\.2047\]: +hole" /tmp/fiemap && grep -Eq "\[2048\.\.2055\]: +[0-
 	[ "$(awk '$2 ~ /^\[/ && $3 != "hole" && $4 ~ /^[0-9]+$/ {n += $4} END {print n}' /tmp/fiemap)" = 24 ] ||
 	fail "fiemap does not show 16 + 8 sectors of data around a hole, the last one flagged: $(cat /tmp/fiemap)"
 echo "fiemap: $(grep -c '^ *[0-9]*:' /tmp/fiemap) extents (data, hole, last data), as written"
+# O_TMPFILE (ZUF_OP_TMPFILE): a nameless file, written, then named by linkat; one never
+# named gives its space back when closed.
+xfs_io -T -c "pwrite -q -S 0x74 0 8192" -c "flink /mnt/pm/linked-tmp" /mnt/pm > /tmp/tmpfile 2>&1 ||
+	fail "O_TMPFILE and flink: $(cat /tmp/tmpfile)"
+[ "$(stat -c %s:%h linked-tmp)" = 8192:1 ] && [ "$(tr -d t < linked-tmp | wc -c)" = 0 ] ||
+	fail "the linked tmpfile: $(stat linked-tmp)"
+free_before=$(stat -f -c %f /mnt/pm)
+xfs_io -T -c "pwrite -q 0 1m" /mnt/pm || fail "O_TMPFILE write"
+free_after=$(stat -f -c %f /mnt/pm)
+[ "$free_after" -ge "$free_before" ] || fail "a closed tmpfile kept its space: $free_before free blocks before, $free_after after"
+echo "O_TMPFILE: 8 KiB written and linked by name; 1 MiB unnamed, freed on close ($free_before -> $free_after free blocks)"
 echo "ordinary use OK"
 
 step "DAX mmap"

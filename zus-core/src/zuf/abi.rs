@@ -2,7 +2,7 @@
 //! `tests/zuf_abi.rs` compiles a C program against the header and checks every size, offset
 //! and constant here against it. Change both together and bump [`ZUF_ABI_VERSION`].
 
-pub const ZUF_ABI_VERSION: u32 = 2;
+pub const ZUF_ABI_VERSION: u32 = 3;
 pub const ZUF_DEVICE_NAME: &str = "zuf";
 
 pub const ZUF_FS_NAME_MAX: usize = 16;
@@ -116,7 +116,8 @@ pub mod op {
     pub const RELEASE: u32 = 25;
     pub const EVICT: u32 = 26;
     pub const FIEMAP: u32 = 27;
-    pub const MAX: u32 = 28;
+    pub const TMPFILE: u32 = 28;
+    pub const MAX: u32 = 29;
 }
 
 pub const ZUF_F_APPEND: u32 = 0x1;

@@ -102,6 +102,7 @@ fn serve_inner<F: ZusFs + ?Sized>(fs: &F, op: &mut ZufOpBuf, window: &mut Mappin
             let n = name(&op.name, op.name_len)?;
             op.attr = encode_attr(&fs.mknod(ino, n, op.mode, op.rdev, caller)?);
         }
+        op::TMPFILE => op.attr = encode_attr(&fs.tmpfile(ino, op.mode, caller)?),
         op::MKDIR => {
             let n = name(&op.name, op.name_len)?.to_vec();
             op.attr = encode_attr(&fs.mkdir(ino, &n, op.mode, caller)?);

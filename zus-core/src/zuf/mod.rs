@@ -48,6 +48,7 @@ impl<F: ZusFs> Mounted<F> {
                 | abi::op::MKDIR
                 | abi::op::SYMLINK
                 | abi::op::LINK
+                | abi::op::TMPFILE
         );
         if result == 0 && gives_inode && op.attr.ino != 0 {
             let mut held = self.held.lock();
