@@ -47,6 +47,13 @@ pub enum Op {
     /// An xattr value of `len` bytes of `byte`: longer than one log entry holds, so it is
     /// committed as several entries that must appear together or not at all.
     SetBigXattr(&'static str, &'static str, usize, u8),
+    /// O_TMPFILE in the path's directory, `len` bytes of `byte` written, then linked at
+    /// `path` (linkat): until the link, a crash must leave no trace.
+    TmpfileLink {
+        path: &'static str,
+        len: u64,
+        byte: u8,
+    },
     /// A DAX mmap write fault: the page gets a block from get_data_block, then is stored to.
     MmapWrite {
         path: &'static str,
@@ -81,6 +88,7 @@ impl Op {
             Op::SetXattr(..) => "setxattr",
             Op::RemoveXattr(..) => "removexattr",
             Op::SetBigXattr(..) => "setxattr-big",
+            Op::TmpfileLink { .. } => "tmpfile-link",
             Op::MmapWrite { .. } => "mmap-write",
         }
     }
@@ -136,6 +144,7 @@ pub fn single_ops() -> Vec<Op> {
         Op::RemoveXattr("/d1/c", "user.x"),
         Op::SetBigXattr("/d1/c", "user.x", 9000, 7),
         Op::MmapWrite { path: "/b", off: 20480 },
+        Op::TmpfileLink { path: "/d2/t", len: 9000, byte: 8 },
     ]
 }
 
@@ -222,6 +231,14 @@ pub fn apply(fs: &Fs, op: &Op, pm_store: &dyn Fn(u64, &[u8]) -> Result<()>) -> R
         Op::RemoveXattr(p, name) => fs.removexattr(resolve(fs, p)?, name.as_bytes()),
         Op::SetBigXattr(p, name, len, byte) => {
             fs.setxattr(resolve(fs, p)?, name.as_bytes(), &vec![*byte; *len], XattrFlags::default())
+        }
+        Op::TmpfileLink { path, len, byte } => {
+            let (d, n) = parent_and_name(fs, path)?;
+            let t = fs.tmpfile(d, libc::S_IFREG | 0o640, ME)?;
+            fs.open(t.ino)?;
+            let linked = fs.write(t.ino, 0, &pattern(*len, *byte), false).and_then(|_| fs.link(t.ino, d, n));
+            fs.release(t.ino)?;
+            linked.map(|_| ())
         }
         Op::MmapWrite { path, off } => {
             let ino = resolve(fs, path)?;

@@ -180,3 +180,42 @@ fn fiemap_lists_the_file_s_extents_with_the_last_one_marked() {
     bad.window_off = ZUF_WINDOW_SIZE;
     assert_eq!(run(&fs, &mut bad, &mut window), -libc::EINVAL);
 }
+
+/// O_TMPFILE as zuf.ko sends it: TMPFILE answers a nameless regular file (link count 0) that
+/// the server holds for the kernel until EVICT; LINK names it; one never named is freed at
+/// its EVICT.
+#[test]
+fn tmpfile_is_held_until_evict_and_link_names_it() {
+    let (_img, fs) = fresh("tmpfile");
+    let m = zus_core::zuf::Mounted::new(fs);
+    let mut window = anonymous(ZUF_WINDOW_SIZE as usize).unwrap();
+    let mut op = blank(op::TMPFILE, 1);
+    op.mode = libc::S_IFREG | 0o600;
+    assert_eq!(m.serve(&mut op, &mut window), 0);
+    let (ino, attr) = (op.attr.ino, op.attr);
+    assert_eq!((attr.mode, attr.nlink), (libc::S_IFREG | 0o600, 0));
+    assert!(m.fs.readdir(1, 0, 100).unwrap().iter().all(|e| e.ino != ino), "no directory names it");
+
+    let mut w = blank(op::WRITE, ino);
+    window.slice(0, 5000).unwrap().fill(0x33);
+    w.len = 5000;
+    assert_eq!(m.serve(&mut w, &mut window), 0);
+    let mut link = named(op::LINK, ino, "t");
+    link.ino2 = 1;
+    assert_eq!(m.serve(&mut link, &mut window), 0);
+    assert_eq!(link.attr.nlink, 1);
+    let mut evict = blank(op::EVICT, ino);
+    assert_eq!(m.serve(&mut evict, &mut window), 0);
+    let named_now = m.fs.lookup(1, b"t").unwrap();
+    assert_eq!((named_now.ino, named_now.size, named_now.nlink), (ino, 5000, 1));
+
+    // Never named: its EVICT frees it.
+    let mut op = blank(op::TMPFILE, 1);
+    op.mode = libc::S_IFREG | 0o644;
+    assert_eq!(m.serve(&mut op, &mut window), 0);
+    let gone = op.attr.ino;
+    assert!(m.fs.getattr(gone).is_ok(), "held while the kernel has it");
+    let mut evict = blank(op::EVICT, gone);
+    assert_eq!(m.serve(&mut evict, &mut window), 0);
+    assert!(m.fs.getattr(gone).is_err(), "freed at its EVICT");
+}
