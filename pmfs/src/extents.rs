@@ -435,6 +435,41 @@ impl ExtentMap {
 mod tests {
     use super::*;
 
+    fn xorshift(mut x: u64) -> u64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^ (x << 17)
+    }
+
+    /// The canonical runs of a page -> block model: adjacent pages with consecutive blocks join.
+    fn model_runs(model: &std::collections::BTreeMap<u64, u64>) -> Vec<Mapping> {
+        let mut runs: Vec<Mapping> = Vec::new();
+        for (&p, &b) in model {
+            match runs.last_mut() {
+                Some(r) if r.page + r.pages == p && r.block + r.pages == b => r.pages += 1,
+                _ => runs.push(Mapping { page: p, block: b, pages: 1 }),
+            }
+        }
+        runs
+    }
+
+    /// mappings() of a range gives exactly the model's pages in it.
+    fn check_mappings(
+        m: &ExtentMap,
+        model: &std::collections::BTreeMap<u64, u64>,
+        lo: u64,
+        len: u64,
+        round: u64,
+    ) {
+        let got: Vec<(u64, u64)> = m
+            .mappings(lo, len)
+            .iter()
+            .flat_map(|r| (0..r.pages).map(move |i| (r.page + i, r.block + i)))
+            .collect();
+        let want: Vec<(u64, u64)> = model.range(lo..lo + len).map(|(&p, &b)| (p, b)).collect();
+        assert_eq!(got, want, "round {round}: mappings({lo}, {len})");
+    }
+
     #[test]
     fn insert_merges_and_overwrite_returns_old_blocks() {
         let mut m = ExtentMap::default();
@@ -460,9 +495,7 @@ mod tests {
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next_block = 1000;
         for round in 0..20_000u64 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            x = xorshift(x);
             let page = x % 64;
             let count = if round % 3 == 0 { 1 + (x >> 20) % 4 } else { 1 };
             // Sometimes continue the previous allocation, or end just where the next page's
@@ -483,24 +516,12 @@ mod tests {
                 model.insert(p, block + (p - page));
             }
             // Canonical runs of the model: adjacent pages with consecutive blocks merge.
-            let mut runs: Vec<Mapping> = Vec::new();
-            for (&p, &b) in &model {
-                match runs.last_mut() {
-                    Some(r) if r.page + r.pages == p && r.block + r.pages == b => r.pages += 1,
-                    _ => runs.push(Mapping { page: p, block: b, pages: 1 }),
-                }
-            }
+            let runs = model_runs(&model);
             assert_eq!(m.all(), runs, "round {round}");
             assert_eq!(m.mapped_pages(), model.len() as u64);
             // mappings() of a random range: the model's pages in it, as maximal pieces.
             let (lo, len) = ((x >> 8) % 70, (x >> 16) % 12);
-            let got: Vec<(u64, u64)> = m
-                .mappings(lo, len)
-                .iter()
-                .flat_map(|r| (0..r.pages).map(move |i| (r.page + i, r.block + i)))
-                .collect();
-            let want: Vec<(u64, u64)> = model.range(lo..lo + len).map(|(&p, &b)| (p, b)).collect();
-            assert_eq!(got, want, "round {round}: mappings({lo}, {len})");
+            check_mappings(&m, &model, lo, len, round);
         }
     }
 
@@ -557,9 +578,7 @@ mod tests {
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
         let mut next_block = 10_000;
         for round in 0..6_000u64 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            x = xorshift(x);
             let page = x % 2048;
             let count = match (x >> 12) % 8 {
                 0 => 1 + (x >> 20) % 700,
@@ -586,24 +605,12 @@ mod tests {
                     model.remove(&p);
                 }
             }
-            let mut runs: Vec<Mapping> = Vec::new();
-            for (&p, &b) in &model {
-                match runs.last_mut() {
-                    Some(r) if r.page + r.pages == p && r.block + r.pages == b => r.pages += 1,
-                    _ => runs.push(Mapping { page: p, block: b, pages: 1 }),
-                }
-            }
+            let runs = model_runs(&model);
             assert_eq!(m.all(), runs, "round {round}: all");
             assert_eq!(m.mapped_pages(), model.len() as u64, "round {round}");
             assert!(m.run_count() >= runs.len());
             let (lo, len) = ((x >> 8) % 2100, (x >> 16) % 900);
-            let got: Vec<(u64, u64)> = m
-                .mappings(lo, len)
-                .iter()
-                .flat_map(|r| (0..r.pages).map(move |i| (r.page + i, r.block + i)))
-                .collect();
-            let want: Vec<(u64, u64)> = model.range(lo..lo + len).map(|(&p, &b)| (p, b)).collect();
-            assert_eq!(got, want, "round {round}: mappings({lo}, {len})");
+            check_mappings(&m, &model, lo, len, round);
             assert_eq!(m.lookup(lo), model.get(&lo).copied());
             assert_eq!(m.next_mapped(lo), model.range(lo..).next().map(|(&p, _)| p));
             let hole = (lo..).find(|p| !model.contains_key(p)).unwrap();
