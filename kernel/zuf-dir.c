@@ -100,4 +100,6 @@ const struct file_operations zuf_dir_fops = {
 	.read		= generic_read_dir,
 	.iterate_shared	= zuf_iterate,
 	.fsync		= zuf_dir_fsync,
+	.unlocked_ioctl	= zuf_ioctl_file,
+	.compat_ioctl	= compat_ptr_ioctl,
 };

@@ -291,6 +291,8 @@ const struct file_operations zuf_file_fops = {
 	.fallocate	= zuf_fallocate,
 	.splice_read	= generic_file_splice_read,
 	.splice_write	= iter_file_splice_write,
+	.unlocked_ioctl	= zuf_ioctl_file,
+	.compat_ioctl	= compat_ptr_ioctl,
 };
 
 const struct address_space_operations zuf_aops = {

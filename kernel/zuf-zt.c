@@ -472,7 +472,7 @@ int zuf_dispatch(struct zuf_sb_info *sbi, struct zuf_call *op)
 	if ((op->name && op->name->len >= ZUF_NAME_MAX) ||
 	    (op->name2 && op->name2->len >= ZUF_NAME_MAX))
 		return -ENAMETOOLONG;
-	if (zuf_server_dead(sbi->srv))
+	if (zuf_server_dead(sbi->srv) || READ_ONCE(sbi->shut_down))
 		return -EIO;
 	chan = zuf_chan_pick(sbi->srv);
 	if (!chan)

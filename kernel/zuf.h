@@ -95,6 +95,7 @@ struct zuf_sb_info {
 	pfn_t pm_pfn;			/* its first PFN */
 	u64 root_ino;
 	bool mounted;			/* the server has it mounted: UMOUNT owed */
+	bool shut_down;			/* the shutdown ioctl: every operation is EIO */
 	char *options;
 	struct list_head pmem_files;	/* zuf_pmem.list, under zuf_lock */
 };
@@ -171,6 +172,9 @@ long zuf_ioc_zt_wait(struct file *file, void __user *arg);
 int zuf_zt_mmap(struct file *file, struct vm_area_struct *vma);
 void zuf_chan_release(struct zuf_chan *chan);
 int zuf_dispatch(struct zuf_sb_info *sbi, struct zuf_call *op);
+
+/* zuf-ioctl.c */
+long zuf_ioctl_file(struct file *file, unsigned int cmd, unsigned long arg);
 int zuf_io_alloc_kernel(struct zuf_io *io, size_t len);
 void zuf_io_free_kernel(struct zuf_io *io);
 

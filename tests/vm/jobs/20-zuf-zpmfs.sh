@@ -119,6 +119,18 @@ mount -t zpmfs /dev/pmem0 /mnt/pm || fail remount
 (cd /mnt/pm && md5sum -c -s /tmp/mapped.sum) || fail "mapped file after remount"
 getfacl -cp /mnt/pm/copy/a/f7 | cmp -s - /tmp/acl.f7 || fail "ACL after remount: $(getfacl -cp /mnt/pm/copy/a/f7)"
 
+step "shutdown ioctl (fstests' godown)"
+printf 'before shutdown\n' > /mnt/pm/durable || fail "write before shutdown"
+xfs_io -x -c "shutdown -f" /mnt/pm || fail "shutdown ioctl"
+cat /mnt/pm/durable > /dev/null 2>&1 && fail "a read after shutdown should fail with EIO"
+err=$(touch /mnt/pm/after 2>&1) && fail "a create after shutdown should fail"
+echo "$err" | grep -q "Input/output error" || fail "a create after shutdown: $err, not EIO"
+cd / && umount /mnt/pm || fail "umount after shutdown"
+fsck.zpmfs -n -f /dev/pmem0 || fail "fsck after shutdown"
+mount -t zpmfs /dev/pmem0 /mnt/pm || fail "mount after shutdown"
+[ "$(cat /mnt/pm/durable)" = "before shutdown" ] && [ ! -e /mnt/pm/after ] || fail "state after shutdown and remount"
+echo "shutdown: reads and creates fail with EIO until umount; fsck clean; what came before is there"
+
 step "kill -9 zus under a writer"
 ( i=0; while :; do echo "record $i" >> /mnt/pm/log || exit 0; echo $i > /tmp/done; i=$((i + 1)); done ) &
 W=$!
