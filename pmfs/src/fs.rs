@@ -64,6 +64,8 @@ pub struct Fs {
     pub(crate) read_only: bool,
     pub(crate) report: MountReport,
     pub(crate) unmounted: AtomicBool,
+    /// The shutdown ioctl: every later call fails with EIO; unmount still works.
+    pub(crate) shut_down: AtomicBool,
     /// The device files (a set has several), held open for their locks while mounted.
     pub(crate) device_files: Vec<std::fs::File>,
 }
@@ -101,6 +103,7 @@ impl Fs {
             read_only,
             report: MountReport::default(),
             unmounted: AtomicBool::new(false),
+            shut_down: AtomicBool::new(false),
             device_files: Vec::new(),
         }
     }
@@ -139,7 +142,17 @@ impl Fs {
         if self.unmounted.load(Ordering::Acquire) {
             return Err(Error::Io("filesystem is unmounted".into()));
         }
+        if self.shut_down.load(Ordering::Acquire) {
+            return Err(Error::Io("filesystem is shut down".into()));
+        }
         Ok(())
+    }
+
+    /// The shutdown ioctl (XFS's and ext4's, fstests' godown): from now on every call fails
+    /// with EIO until unmount, which still saves the allocator and marks the image clean.
+    /// Every call that returned before is durable already, so nothing is flushed.
+    pub fn shutdown(&self) {
+        self.shut_down.store(true, Ordering::Release);
     }
 
     pub(crate) fn check_writable(&self) -> Result<()> {

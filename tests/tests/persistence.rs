@@ -161,3 +161,28 @@ fn kill_9_of_zus_keeps_every_completed_write() {
     t.mount();
     assert_eq!(fs::read(t.path("tree/newer")).unwrap(), b"new");
 }
+
+/// The shutdown ioctl XFS and ext4 share (fstests' godown), on the mount point: every later
+/// call fails with EIO; unmount works; fsck finds nothing; what returned before is there.
+#[test]
+fn shutdown_ioctl_fails_later_calls_with_eio_and_keeps_what_came_before() {
+    const IOC_GOINGDOWN: libc::c_ulong = 0x8004_587d;
+    let t = TestFs::new("shutdown");
+    fs::write(t.path("kept"), b"before the shutdown").unwrap();
+    let dir = fs::File::open(&t.mnt).unwrap();
+    let mut flags: u32 = 1; // flush the log: zpmfs has nothing to flush
+                            // SAFETY: the ioctl reads (at most) the u32 that `flags` points to, which outlives the call.
+    let r = unsafe { libc::ioctl(dir.as_raw_fd(), IOC_GOINGDOWN, &mut flags as *mut u32) };
+    assert_eq!(r, 0, "shutdown ioctl: {}", std::io::Error::last_os_error());
+    drop(dir);
+    let err = fs::write(t.path("after"), b"x").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "a create after shutdown: {err}");
+    let err = fs::read(t.path("kept")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "a read after shutdown: {err}");
+    t.unmount();
+    let out = run(std::process::Command::new(bin("fsck.zpmfs")).args(["-n", "-f"]).arg(&t.image)).ok();
+    assert!(out.stdout.contains(" 0 problem(s)"), "fsck.zpmfs -n -f:\n{}", out.text());
+    t.mount();
+    assert_eq!(fs::read(t.path("kept")).unwrap(), b"before the shutdown");
+    assert!(!t.path("after").exists());
+}

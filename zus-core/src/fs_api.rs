@@ -51,6 +51,8 @@ pub trait ZusFs: Send + Sync {
     /// A regular file no directory names (O_TMPFILE), owned as if created in `parent`, with
     /// link count 0: the caller holds it ([`ZusFs::open`]) and [`ZusFs::link`] may name it.
     fn tmpfile(&self, parent: Ino, mode: u32, caller: Caller) -> Result<Attr>;
+    /// The shutdown ioctl: every later call fails with EIO until unmount.
+    fn shutdown(&self);
     /// An open handle keeps an unlinked inode alive until [`ZusFs::release`].
     fn open(&self, ino: Ino) -> Result<()>;
     fn release(&self, ino: Ino) -> Result<()>;

@@ -63,6 +63,9 @@ impl ZusFs for pmfs::Fs {
     fn tmpfile(&self, parent: Ino, mode: u32, caller: Caller) -> Result<Attr> {
         pmfs::Fs::tmpfile(self, parent, mode, caller)
     }
+    fn shutdown(&self) {
+        pmfs::Fs::shutdown(self)
+    }
     fn open(&self, ino: Ino) -> Result<()> {
         pmfs::Fs::open(self, ino)
     }

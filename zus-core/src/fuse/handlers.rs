@@ -21,6 +21,9 @@ pub const READDIR_BATCH: usize = 512;
 /// A file handle carries the O_APPEND bit of its open in its lowest bit.
 const FH_APPEND: u64 = 1;
 
+/// XFS_IOC_GOINGDOWN, which ext4 shares: _IOR('X', 125, __u32).
+pub const IOC_GOINGDOWN: u32 = 0x8004_587d;
+
 /// fuse_write_in.write_flags: a write from page writeback (mmap), not from write(2).
 pub const WRITE_CACHE: u32 = 1 << 0;
 /// fuse_write_in.write_flags: the writer is not the owner; drop setuid/setgid.
@@ -499,8 +502,19 @@ impl<F: ZusFs + 'static> Handlers<F> {
     }
 
     /// No ioctls.
-    pub fn ioctl(&self) -> OpResult<()> {
-        Err(Errno::ENOTTY)
+    /// The shutdown ioctl XFS and ext4 share (_IOR('X', 125, u32), fstests' godown), for
+    /// root: every later call fails with EIO until unmount (its flag needs no work: every
+    /// call was durable when it returned). Other ioctls: ENOTTY.
+    pub fn ioctl(&self, uid: u32, cmd: u32) -> OpResult<()> {
+        if cmd != IOC_GOINGDOWN {
+            return Err(Errno::ENOTTY);
+        }
+        if uid != 0 {
+            return Err(Errno::EPERM);
+        }
+        log::warn!("shut down by ioctl: every call fails with EIO until unmount");
+        self.fs.shutdown();
+        Ok(())
     }
 
     /// ENOSYS makes the kernel copy through read and write, and stop asking.

@@ -111,6 +111,10 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
         if caps.contains(InitFlags::FUSE_EXPORT_SUPPORT) {
             let _ = config.add_capabilities(InitFlags::FUSE_EXPORT_SUPPORT);
         }
+        // ioctls on directories too: the shutdown ioctl is aimed at the mount point.
+        if caps.contains(InitFlags::FUSE_HAS_IOCTL_DIR) {
+            let _ = config.add_capabilities(InitFlags::FUSE_HAS_IOCTL_DIR);
+        }
         if caps.contains(InitFlags::FUSE_PARALLEL_DIROPS) {
             // zpmfs locks internally; lookups and readdirs in one directory may run in parallel.
             let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
@@ -457,18 +461,19 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
 
     fn ioctl(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         _fh: FileHandle,
         _flags: IoctlFlags,
-        _cmd: u32,
+        cmd: u32,
         _in_data: &[u8],
         _out_size: u32,
         reply: ReplyIoctl,
     ) {
         self.served();
-        if let Err(e) = self.h.ioctl() {
-            reply.error(e);
+        match self.h.ioctl(req.uid(), cmd) {
+            Ok(()) => reply.ioctl(0, &[]),
+            Err(e) => reply.error(e),
         }
     }
 

@@ -98,6 +98,8 @@ pub const OPEN_OUT_SZ: usize = 16;
 pub const WRITE_OUT_SZ: usize = 8;
 pub const STATFS_OUT_SZ: usize = 80;
 pub const LSEEK_OUT_SZ: usize = 8;
+/// struct fuse_ioctl_out: result, flags, in_iovs, out_iovs.
+pub const IOCTL_OUT_SZ: usize = 16;
 /// struct fuse_dirent without its name.
 pub const DIRENT_SZ: usize = 24;
 

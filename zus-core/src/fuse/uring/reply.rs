@@ -118,6 +118,13 @@ pub fn offset(buf: &mut [u8], off: i64) -> Result<usize, Errno> {
     Ok(abi::LSEEK_OUT_SZ)
 }
 
+/// struct fuse_ioctl_out of an ioctl that succeeded and returns no data.
+pub fn ioctl(buf: &mut [u8]) -> Result<usize, Errno> {
+    let b = room(buf, abi::IOCTL_OUT_SZ)?;
+    b.fill(0);
+    Ok(abi::IOCTL_OUT_SZ)
+}
+
 /// struct fuse_statfs_out (fuse_kstatfs), as fuser fills it (frsize = block size).
 pub fn statfs(buf: &mut [u8], s: &StatFs) -> Result<usize, Errno> {
     let b = room(buf, abi::STATFS_OUT_SZ)?;

@@ -126,7 +126,9 @@ pub enum Op<'a> {
         umask: u32,
         flags: i32,
     },
-    Ioctl,
+    Ioctl {
+        cmd: u32,
+    },
     Fallocate {
         offset: u64,
         length: u64,
@@ -261,7 +263,8 @@ pub fn decode<'a>(opcode: u32, op_in: &'a [u8], payload: &'a [u8]) -> Result<Op<
             mode: field32(o, 4)?,
             umask: field32(o, 8)?,
         },
-        op::IOCTL => Op::Ioctl,
+        // struct fuse_ioctl_in: fh, flags, cmd, ...
+        op::IOCTL => Op::Ioctl { cmd: field32(o, 12)? },
         op::FALLOCATE => {
             Op::Fallocate { offset: field64(o, 8)?, length: field64(o, 16)?, mode: field32(o, 24)? as i32 }
         }

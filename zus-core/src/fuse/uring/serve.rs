@@ -136,7 +136,10 @@ fn dispatch<F: ZusFs + 'static>(
             let (a, o) = h.create(origin, caller, ino, name, mode, umask, flags)?;
             reply::create(payload, &a, &o, ttl)
         }
-        Op::Ioctl => h.ioctl().map(|()| 0),
+        Op::Ioctl { cmd } => {
+            h.ioctl(caller.uid, cmd)?;
+            reply::ioctl(payload)
+        }
         Op::Fallocate { offset, length, mode } => h.fallocate(origin, ino, offset, length, mode).map(|()| 0),
         Op::Lseek { offset, whence } => reply::offset(payload, h.lseek(ino, offset, whence)?),
         Op::CopyFileRange => h.copy_file_range().map(|()| 0),
