@@ -22,7 +22,7 @@ pub const READDIR_BATCH: usize = 512;
 const FH_APPEND: u64 = 1;
 
 /// XFS_IOC_GOINGDOWN, which ext4 shares: _IOR('X', 125, __u32).
-pub const IOC_GOINGDOWN: u32 = 0x8004_587d;
+const IOC_GOINGDOWN: u32 = 0x8004_587d;
 
 /// fuse_write_in.write_flags: a write from page writeback (mmap), not from write(2).
 pub const WRITE_CACHE: u32 = 1 << 0;
@@ -501,7 +501,6 @@ impl<F: ZusFs + 'static> Handlers<F> {
         Ok(())
     }
 
-    /// No ioctls.
     /// The shutdown ioctl XFS and ext4 share (_IOR('X', 125, u32), fstests' godown), for
     /// root: every later call fails with EIO until unmount (its flag needs no work: every
     /// call was durable when it returned). Other ioctls: ENOTTY.
