@@ -163,12 +163,8 @@ impl Fs {
         Ok(())
     }
 
-    /// Load an inode from PM: its creation record, then its log replayed.
-    pub(crate) fn load_inode(&self, ino: Ino) -> Result<InodeState> {
-        self.load_inode_pages(ino).map(|(st, _)| st)
-    }
-
-    /// As [`Fs::load_inode`], with the pages of its log chain (head first).
+    /// Load an inode from PM: its creation record, then its log replayed; with the pages of
+    /// its log chain (head first).
     pub(crate) fn load_inode_pages(&self, ino: Ino) -> Result<(InodeState, Vec<u64>)> {
         let off = self.itables.offset(ino).ok_or(Error::NotFound)?;
         if self.pm.read_u64(off + layout::inode::STATE)? != layout::inode::LIVE {
@@ -197,8 +193,11 @@ impl Fs {
         // A load races with whoever has the inode cached, or had it until a destroy: what it
         // read may be freed by then (its log pages reused, its blocks free), and look like
         // damage. Load again: a race is over by then (a freed inode loads as ENOENT), damage
-        // is not.
+        // is not. A slot freed or created again while we read it was a race however often it
+        // happens (each time someone else made progress); the same inode reading as damage
+        // several times in a row is damage.
         let mut tries = 0;
+        let mut damaged = 0;
         loop {
             if let Some(i) = self.cache.shard(ino).get(ino) {
                 return Ok(i.clone());
@@ -229,7 +228,18 @@ impl Fs {
                     map.insert(ino, r.clone());
                     return Ok(r);
                 }
-                Err(Error::Corrupt(_)) if tries < 3 => tries += 1,
+                Err(Error::Corrupt(what)) => {
+                    if !self.is_live(ino)? {
+                        return Err(Error::NotFound);
+                    }
+                    if self.generation_at(ino)? == generation {
+                        damaged += 1;
+                        if damaged >= 3 {
+                            return Err(Error::Corrupt(what));
+                        }
+                    }
+                    std::thread::yield_now();
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -618,42 +628,39 @@ impl Fs {
         }
         let (perm, gid) = new_owner(&pst, kind, mode, caller);
         let (ino, off) = self.itables.allocate(&self.pm, &self.alloc, current_cpu())?;
-        let made = (|| {
-            let creation = self.init_inode(off, kind.mode_bits() | perm, caller.uid, gid, rdev, parent)?;
-            let mut st = InodeState::new(ino, off, &creation)?;
+        let made = self.init_inode(ino, off, kind.mode_bits() | perm, caller.uid, gid, rdev, parent);
+        let made = made.and_then(|r| {
+            let mut st = r.write();
             if let Some(t) = target {
                 self.write_locked(&mut st, 0, t)?;
             }
             let cookie = pst.dir_mut()?.take_cookie(name);
-            let add = Entry::DentryAdd {
-                ino,
-                cookie,
-                kind: kind_code(kind),
-                time: creation.time,
-                name: name.to_vec(),
-            };
+            let add =
+                Entry::DentryAdd { ino, cookie, kind: kind_code(kind), time: st.ctime, name: name.to_vec() };
             self.commit(&mut pst, vec![add])?;
-            Ok(st)
-        })();
+            self.attr_of(&st)
+        });
         self.made(ino, made)
     }
 
-    /// Cache a just-made inode and answer its attributes; or, if making it failed, give its
-    /// slot and anything it took back (no directory names it).
-    fn made(&self, ino: Ino, made: Result<InodeState>) -> Result<Attr> {
-        match made {
-            Ok(st) => {
-                let attr = self.attr_of(&st)?;
-                self.cache.shard(ino).insert(ino, Arc::new(RwLock::new(st)));
-                Ok(attr)
+    /// Answer a just-made inode's attributes; or, if making it failed, give its slot and
+    /// anything it took back (no directory names it).
+    fn made(&self, ino: Ino, made: Result<Attr>) -> Result<Attr> {
+        if made.is_err() {
+            self.unmake(ino);
+        }
+        made
+    }
+
+    /// Give back the slot of an inode whose making failed, and anything it took.
+    fn unmake(&self, ino: Ino) {
+        let cached = self.cache.shard(ino).get(ino).cloned();
+        match cached {
+            Some(r) => {
+                let _ = self.destroy(&mut r.write());
             }
-            Err(e) => {
-                if let Ok(mut st) = self.load_inode(ino) {
-                    let _ = self.destroy(&mut st);
-                } else {
-                    let _ = self.itables.release(&self.pm, ino);
-                }
-                Err(e)
+            None => {
+                let _ = self.itables.release(&self.pm, ino);
             }
         }
     }
@@ -679,28 +686,39 @@ impl Fs {
             new_owner(&pst, FileKind::Regular, mode, caller)
         };
         let (ino, off) = self.itables.allocate(&self.pm, &self.alloc, current_cpu())?;
-        let made = (|| {
-            let creation = self.init_inode(off, libc::S_IFREG | perm, caller.uid, gid, 0, parent)?;
-            let mut st = InodeState::new(ino, off, &creation)?;
+        let made = self.init_inode(ino, off, libc::S_IFREG | perm, caller.uid, gid, 0, parent);
+        let made = made.and_then(|r| {
+            let mut st = r.write();
             // Nameless from the start: a crash before this commit leaves an unreachable
             // inode, which recovery frees as it frees any orphan.
-            self.commit(&mut st, vec![Entry::Link { nlink: 0, ctime: creation.time }])?;
-            Ok(st)
-        })();
+            let ctime = st.ctime;
+            self.commit(&mut st, vec![Entry::Link { nlink: 0, ctime }])?;
+            self.attr_of(&st)
+        });
         self.made(ino, made)
     }
 
-    /// Write a just-allocated inode slot's creation record and mark it live. Until a directory
-    /// entry names it, it is an orphan that recovery frees.
+    /// Write a just-allocated inode slot's creation record, cache its DRAM state, and mark it
+    /// live, in that order. Until a directory entry names it, it is an orphan that recovery
+    /// frees.
+    ///
+    /// The order matters to a load racing with the create: a lookup that read the slot's
+    /// earlier inode's number from a directory just before an unlink, and loads that number
+    /// now. It finds the slot not live (NotFound), or finds it live and then this inode cached
+    /// ([`Fs::inode`] looks at the cache again before caching what it loaded). Marked live
+    /// first, the loader could cache a second copy of this inode, and the kernel's reference
+    /// taken on that copy would be lost when [`Fs::made`]'s copy replaced it.
+    #[allow(clippy::too_many_arguments)]
     fn init_inode(
         &self,
+        ino: Ino,
         off: u64,
         mode: u32,
         uid: u32,
         gid: u32,
         rdev: u32,
         parent: Ino,
-    ) -> Result<InodeCreation> {
+    ) -> Result<InodeRef> {
         let mut raw = [0u8; 4];
         self.pm.read(off + 24, &mut raw)?;
         let creation = InodeCreation {
@@ -716,9 +734,11 @@ impl Fs {
         };
         self.pm.write(off, &creation.encode())?;
         self.pm.persist(off, layout::INODE_SIZE);
+        let r = Arc::new(RwLock::new(InodeState::new(ino, off, &creation)?));
+        self.cache.shard(ino).insert(ino, r.clone());
         self.pm.store_u64(off + layout::inode::STATE, layout::inode::LIVE)?;
         self.pm.persist(off + layout::inode::STATE, 8);
-        Ok(creation)
+        Ok(r)
     }
 
     /// Create any non-directory inode: `mode` holds the type bits (S_IFREG, S_IFIFO, ...).
@@ -1058,11 +1078,8 @@ impl Fs {
         // (after the old name's removal in that directory's log).
         let whiteout = if flags.whiteout {
             let (ino, off) = self.itables.allocate(&self.pm, &self.alloc, current_cpu())?;
-            let made = self
-                .init_inode(off, libc::S_IFCHR, 0, 0, 0, parent)
-                .and_then(|c| InodeState::new(ino, off, &c));
-            match made {
-                Ok(st) => {
+            match self.init_inode(ino, off, libc::S_IFCHR, 0, 0, 0, parent) {
+                Ok(r) => {
                     let add = Entry::DentryAdd {
                         ino,
                         cookie: src.cookie,
@@ -1074,10 +1091,10 @@ impl Fs {
                         Some((_, v)) => v.push(add),
                         None => parts.push((parent, vec![add])),
                     }
-                    Some(st)
+                    Some(r)
                 }
                 Err(e) => {
-                    let _ = self.itables.release(&self.pm, ino);
+                    self.unmake(ino);
                     return Err(e);
                 }
             }
@@ -1085,13 +1102,10 @@ impl Fs {
             None
         };
         if let Err(e) = self.commit_many(l, parts, Pool::Normal) {
-            if let Some(mut st) = whiteout {
-                let _ = self.destroy(&mut st);
+            if let Some(r) = whiteout {
+                let _ = self.destroy(&mut r.write());
             }
             return Err(e);
-        }
-        if let Some(st) = whiteout {
-            self.inode_cache_insert(st.ino, Arc::new(RwLock::new(st)));
         }
         if let Some(v) = victim {
             self.drop_link(l, v)?;

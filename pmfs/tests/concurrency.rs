@@ -84,3 +84,67 @@ fn racing_namespace_and_data_operations_stay_consistent() {
     assert_eq!(fs.mount_report().orphans_freed, 0);
     assert_eq!(fs.statfs().unwrap().blocks_free, free);
 }
+
+/// What the kernel does on a path walk racing with unlink and create of the same name: look
+/// the name up, take a reference on the answer (as the FUSE handlers do), use the inode, let
+/// go. A held inode must stay the same inode until released, whatever happens to its name.
+/// Regression: a lookup that read the old inode's number just before an unlink loaded the
+/// slot while a create was reusing it, and cached a second copy of the new inode; the hold
+/// landed on that copy, the create's copy replaced it, and the next unlink freed the inode
+/// the kernel still held.
+#[test]
+fn a_held_inode_stays_itself_while_its_name_is_unlinked_and_created_again() {
+    let img = Image::new("hold-race", 64 << 20);
+    let fs = Arc::new(img.mount());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn: Vec<_> = (0..2)
+        .map(|_| {
+            let (fs, stop) = (fs.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = fs.mknod(ROOT_INO, b"f", libc::S_IFREG | 0o644, 0, ME);
+                    let _ = fs.unlink(ROOT_INO, b"f");
+                }
+            })
+        })
+        .collect();
+    let users: Vec<_> = (0..2)
+        .map(|_| {
+            let fs = fs.clone();
+            std::thread::spawn(move || {
+                let start = std::time::Instant::now();
+                let mut held = 0u64;
+                while start.elapsed() < std::time::Duration::from_secs(2) {
+                    let a = match fs.lookup(ROOT_INO, b"f") {
+                        Ok(a) => a,
+                        Err(e) => {
+                            assert_eq!(e, Error::NotFound, "lookup of a racing name");
+                            continue;
+                        }
+                    };
+                    match fs.hold(a.ino, a.generation, 1) {
+                        Ok(()) => {}
+                        Err(Error::NotFound) => continue,
+                        Err(e) => panic!("hold of a racing name's inode: {e}"),
+                    }
+                    // Held: unlinks of the name leave it alive, and its number is not reused.
+                    for _ in 0..3 {
+                        std::thread::yield_now();
+                        let now = fs.getattr(a.ino).unwrap_or_else(|e| panic!("held inode {}: {e}", a.ino));
+                        assert_eq!(now.generation, a.generation, "held inode {} became another", a.ino);
+                    }
+                    fs.write(a.ino, 0, b"x", false).unwrap();
+                    fs.release(a.ino).unwrap();
+                    held += 1;
+                }
+                held
+            })
+        })
+        .collect();
+    let held: u64 = users.into_iter().map(|h| h.join().unwrap()).sum();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.into_iter().for_each(|h| h.join().unwrap());
+    assert!(held > 100, "only {held} lookups found the file: the race was not exercised");
+    let fs = Arc::try_unwrap(fs).unwrap_or_else(|_| panic!("threads still hold the mount"));
+    img.unmount_and_fsck(fs);
+}

@@ -80,3 +80,12 @@ pub trait ZusFs: Send + Sync {
     /// The PM block backing the page at `offset`, for DAX mmap (zuf.ko only).
     fn get_data_block(&self, ino: Ino, offset: u64, for_write: bool) -> Result<Option<DataBlock>>;
 }
+
+/// Log an error that means damage (the media holds something impossible) before a transport
+/// turns it into EIO: the caller only sees EIO, the administrator needs the cause, as the
+/// kernel logs "EXT4-fs error" lines.
+pub fn log_damage(err: &Error) {
+    if let Error::Corrupt(what) = err {
+        log::error!("EIO: filesystem corrupt: {what}");
+    }
+}

@@ -34,7 +34,10 @@ pub const FOPEN_DIRECT_IO: u32 = 1 << 0;
 pub type OpResult<T> = Result<T, Errno>;
 
 fn fs_err<T>(r: crate::fs_api::Result<T>) -> OpResult<T> {
-    r.map_err(|e| errno(&e))
+    r.map_err(|e| {
+        crate::fs_api::log_damage(&e);
+        errno(&e)
+    })
 }
 
 /// Where the request's caller runs, for NUMA placement of what the request allocates.

@@ -48,7 +48,10 @@ pub fn encode_attr(a: &Attr) -> ZufAttr {
 pub fn serve<F: ZusFs + ?Sized>(fs: &F, op: &mut ZufOpBuf, window: &mut Mapping) -> i32 {
     match serve_inner(fs, op, window) {
         Ok(()) => 0,
-        Err(e) => -e.errno(),
+        Err(e) => {
+            crate::fs_api::log_damage(&e);
+            -e.errno()
+        }
     }
 }
 
