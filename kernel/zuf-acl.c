@@ -102,11 +102,7 @@ int zuf_set_acl(struct user_namespace *mnt_userns, struct inode *inode, struct p
 		struct timespec64 now = current_time(inode);
 
 		zuf_time_of(&set.ctime, &now);
-		err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
-		if (!err)
-			err = zuf_check_attr(&op.attr, inode->i_ino);
-		if (!err)
-			zuf_apply_attr(inode, &op.attr);
+		err = zuf_attr_call(inode, &op);
 	}
 	if (!err)
 		set_cached_acl(inode, type, acl);

@@ -127,18 +127,30 @@ struct inode *zuf_iget(struct super_block *sb, const struct zuf_attr *attr, bool
 	return inode;
 }
 
+/*
+ * Send @op, which answers @inode's attributes (GETATTR, SETATTR), and take them: checked, and
+ * of the same file type, or the server is lying and the answer is EIO.
+ */
+int zuf_attr_call(struct inode *inode, struct zuf_call *op)
+{
+	int err;
+
+	err = zuf_dispatch(ZUF_SB(inode->i_sb), op);
+	if (!err)
+		err = zuf_check_attr(&op->attr, inode->i_ino);
+	if (!err && ((inode->i_mode ^ op->attr.mode) & S_IFMT))
+		err = -EIO;
+	if (!err)
+		zuf_apply_attr(inode, &op->attr);
+	return err;
+}
+
 static int zuf_refresh(struct inode *inode)
 {
 	struct zuf_call op = { .op = ZUF_OP_GETATTR, .ino = inode->i_ino };
 	int err;
 
-	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
-	if (!err)
-		err = zuf_check_attr(&op.attr, inode->i_ino);
-	if (!err && ((inode->i_mode ^ op.attr.mode) & S_IFMT))
-		err = -EIO;
-	if (!err)
-		zuf_apply_attr(inode, &op.attr);
+	err = zuf_attr_call(inode, &op);
 	return err;
 }
 
@@ -220,18 +232,41 @@ int zuf_setattr(struct user_namespace *mnt_userns, struct dentry *dentry,
 			unmap_mapping_range(inode->i_mapping,
 					    round_down(iattr->ia_size, PAGE_SIZE), 0, 1);
 	}
-	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
-	if (!err)
-		err = zuf_check_attr(&op.attr, inode->i_ino);
-	if (!err && ((inode->i_mode ^ op.attr.mode) & S_IFMT))
-		err = -EIO;
-	if (!err)
-		zuf_apply_attr(inode, &op.attr);
+	err = zuf_attr_call(inode, &op);
 	if (truncate)
 		filemap_invalidate_unlock(inode->i_mapping);
 	/* chmod rewrites the access ACL's owner, group (or mask) and other entries */
 	if (!err && (iattr->ia_valid & ATTR_MODE))
 		err = posix_acl_chmod(mnt_userns, inode, inode->i_mode);
+	return err;
+}
+
+/*
+ * The VFS's time update (file_update_time in a DAX write fault, touch_atime): stores through
+ * a mapping never reach the server, so the fault asks it to stamp the times, at most once per
+ * clock tick as ext4-DAX does; the server keeps them, not a dirty inode here.
+ */
+int zuf_update_time(struct inode *inode, struct timespec64 *now, int flags)
+{
+	struct zuf_setattr set = {};
+	struct zuf_call op = { .op = ZUF_OP_SETATTR, .ino = inode->i_ino, .set = &set };
+	int err;
+
+	if (flags & S_ATIME) {
+		set.valid |= ZUF_SET_ATIME;
+		zuf_time_of(&set.atime, now);
+	}
+	if (flags & S_MTIME) {
+		set.valid |= ZUF_SET_MTIME;
+		zuf_time_of(&set.mtime, now);
+	}
+	if (flags & S_CTIME) {
+		set.valid |= ZUF_SET_CTIME;
+		zuf_time_of(&set.ctime, now);
+	}
+	if (!set.valid)
+		return 0;
+	err = zuf_attr_call(inode, &op);
 	return err;
 }
 
@@ -286,6 +321,7 @@ out:
 const struct inode_operations zuf_file_iops = {
 	.getattr	= zuf_getattr,
 	.setattr	= zuf_setattr,
+	.update_time	= zuf_update_time,
 	.listxattr	= zuf_listxattr,
 	.get_acl	= zuf_get_acl,
 	.set_acl	= zuf_set_acl,

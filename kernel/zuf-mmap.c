@@ -4,7 +4,8 @@
  * allocating on a write fault) and inserts that block's PFN into the application's VMA, so
  * loads and stores go straight to PM. Every operation is synchronous, so MAP_SYNC is
  * accepted. Faults hold the mapping's invalidate lock shared; truncate and hole punching
- * hold it exclusive while they unmap and free.
+ * hold it exclusive while they unmap and free. A write fault stamps mtime and ctime, as
+ * a write(2) does.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -80,8 +81,10 @@ static vm_fault_t zuf_fault(struct vm_fault *vmf)
 	u64 dev_off = 0;
 	int err;
 
-	if (write)
+	if (write) {
 		sb_start_pagefault(sb);
+		file_update_time(vma->vm_file);
+	}
 	filemap_invalidate_lock_shared(inode->i_mapping);
 	if ((loff_t)vmf->pgoff << PAGE_SHIFT >= i_size_read(inode)) {
 		ret = VM_FAULT_SIGBUS;
@@ -120,6 +123,7 @@ static vm_fault_t zuf_pfn_mkwrite(struct vm_fault *vmf)
 	int err;
 
 	sb_start_pagefault(sb);
+	file_update_time(vma->vm_file);
 	filemap_invalidate_lock_shared(inode->i_mapping);
 	if ((loff_t)vmf->pgoff << PAGE_SHIFT >= i_size_read(inode)) {
 		ret = VM_FAULT_SIGBUS;

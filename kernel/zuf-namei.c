@@ -235,12 +235,16 @@ static int zuf_rename(struct user_namespace *mnt_userns, struct inode *old_dir,
 			     .name2 = &new_dentry->d_name };
 	int err;
 
-	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
+	/* the VFS checked the combinations and CAP_MKNOD for a whiteout */
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT))
 		return -EINVAL;
 	if (flags & RENAME_NOREPLACE)
 		op.flags |= ZUF_F_RENAME_NOREPLACE;
 	if (flags & RENAME_EXCHANGE)
 		op.flags |= ZUF_F_RENAME_EXCHANGE;
+	/* the server leaves a 0:0 character device at the old name; no dentry names it yet */
+	if (flags & RENAME_WHITEOUT)
+		op.flags |= ZUF_F_RENAME_WHITEOUT;
 	err = zuf_dispatch(ZUF_SB(old_dir->i_sb), &op);
 	if (err)
 		return err;

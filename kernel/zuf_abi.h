@@ -138,6 +138,7 @@ enum zuf_op {
 #define ZUF_F_FOR_WRITE		0x4	/* GET_BLOCK for a write fault: allocate a hole */
 #define ZUF_F_RENAME_NOREPLACE	0x1	/* RENAME flags are renameat2's */
 #define ZUF_F_RENAME_EXCHANGE	0x2
+#define ZUF_F_RENAME_WHITEOUT	0x4
 
 struct zuf_time {
 	__s64 sec;

@@ -219,3 +219,27 @@ fn tmpfile_is_held_until_evict_and_link_names_it() {
     assert_eq!(m.serve(&mut evict, &mut window), 0);
     assert!(m.fs.getattr(gone).is_err(), "freed at its EVICT");
 }
+
+/// RENAME_WHITEOUT (overlayfs, fstests generic/078): the file moves, and a 0:0 character
+/// device takes its old name.
+#[test]
+fn rename_whiteout_leaves_a_whiteout_at_the_old_name() {
+    let (_img, fs) = fresh("whiteout");
+    let mut window = anonymous(ZUF_WINDOW_SIZE as usize).unwrap();
+    let mut create = named(op::MKNOD, 1, "a");
+    create.mode = libc::S_IFREG | 0o644;
+    assert_eq!(run(&fs, &mut create, &mut window), 0);
+    let moved = create.attr.ino;
+    let mut rename = named(op::RENAME, 1, "a");
+    rename.ino2 = 1;
+    rename.name2[..1].copy_from_slice(b"b");
+    rename.name2_len = 1;
+    rename.flags = ZUF_F_RENAME_WHITEOUT;
+    assert_eq!(run(&fs, &mut rename, &mut window), 0);
+    assert_eq!(fs.lookup(1, b"b").unwrap().ino, moved);
+    let w = fs.lookup(1, b"a").unwrap();
+    assert_eq!((w.kind, w.rdev), (pmfs::vfs::FileKind::CharDevice, 0));
+    // An unknown flag is refused, not ignored.
+    rename.flags = 0x80;
+    assert_eq!(run(&fs, &mut rename, &mut window), -libc::EINVAL);
+}

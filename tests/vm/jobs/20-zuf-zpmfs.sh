@@ -110,6 +110,16 @@ out=$(xfs_io -f -c "pwrite -q -S 0x61 0 8192" -c "mmap -rw 0 8192" -c "truncate 
 echo "$out" | grep -q "^00000060:  61 61 61 61 00 00 00 00" || fail "bytes past a truncated end read back nonzero: $out"
 echo "$out" | grep "^00000000:" | tail -1 | grep -q "63 63 63 63" || fail "a store through the mapping after truncate was lost: $out"
 echo "write()/mmap coherence and truncate of a mapped page: ok"
+# A store through a mapping stamps mtime and ctime, as write(2) does (fstests generic/080);
+# the server keeps them, so they survive the remount below.
+xfs_io -f -c "pwrite -q 0 4096" /mnt/pm/stamped || fail "xfs_io pwrite"
+before=$(stat -c '%Y %Z' /mnt/pm/stamped)
+sleep 1.1
+xfs_io -c "mmap -w 0 4096" -c "mwrite -S 0x64 0 4" /mnt/pm/stamped || fail "xfs_io mwrite"
+stat -c '%Y %Z' /mnt/pm/stamped > /tmp/stamped.times
+echo "$before $(cat /tmp/stamped.times)" | awk '{ exit !($3 > $1 && $4 > $2) }' ||
+	fail "a store through a mapping left mtime/ctime: before $before, after $(cat /tmp/stamped.times)"
+echo "a store through a mapping stamps mtime and ctime: ok ($before -> $(cat /tmp/stamped.times))"
 
 step "umount, fsck, mount"
 cd / && umount /mnt/pm || fail umount
@@ -117,6 +127,8 @@ fsck.zpmfs -n -f /dev/pmem0 || fail "fsck after umount"
 mount -t zpmfs /dev/pmem0 /mnt/pm || fail remount
 (cd /mnt/pm/tree && md5sum -c -s /tmp/sums) || fail "tree after remount"
 (cd /mnt/pm && md5sum -c -s /tmp/mapped.sum) || fail "mapped file after remount"
+[ "$(stat -c '%Y %Z' /mnt/pm/stamped)" = "$(cat /tmp/stamped.times)" ] ||
+	fail "times stamped by a mapped store after remount: $(stat -c '%Y %Z' /mnt/pm/stamped), not $(cat /tmp/stamped.times)"
 getfacl -cp /mnt/pm/copy/a/f7 | cmp -s - /tmp/acl.f7 || fail "ACL after remount: $(getfacl -cp /mnt/pm/copy/a/f7)"
 
 step "shutdown ioctl (fstests' godown)"

@@ -125,6 +125,7 @@ pub const ZUF_F_DATASYNC: u32 = 0x2;
 pub const ZUF_F_FOR_WRITE: u32 = 0x4;
 pub const ZUF_F_RENAME_NOREPLACE: u32 = 0x1;
 pub const ZUF_F_RENAME_EXCHANGE: u32 = 0x2;
+pub const ZUF_F_RENAME_WHITEOUT: u32 = 0x4;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -129,9 +129,9 @@ fn serve_inner<F: ZusFs + ?Sized>(fs: &F, op: &mut ZufOpBuf, window: &mut Mappin
             let flags = RenameFlags {
                 noreplace: op.flags & ZUF_F_RENAME_NOREPLACE != 0,
                 exchange: op.flags & ZUF_F_RENAME_EXCHANGE != 0,
-                whiteout: false,
+                whiteout: op.flags & ZUF_F_RENAME_WHITEOUT != 0,
             };
-            if op.flags & !(ZUF_F_RENAME_NOREPLACE | ZUF_F_RENAME_EXCHANGE) != 0 {
+            if op.flags & !(ZUF_F_RENAME_NOREPLACE | ZUF_F_RENAME_EXCHANGE | ZUF_F_RENAME_WHITEOUT) != 0 {
                 return Err(Error::Invalid("rename flags"));
             }
             let (a, b) = (name(&op.name, op.name_len)?.to_vec(), name(&op.name2, op.name2_len)?.to_vec());
