@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * zuf-file.c - regular files. No page cache holds file data: buffered and O_DIRECT reads and
- * writes both go to the server, in chunks of at most the window, with the application's
- * pages mapped into the server's window (zero copy). Kernel-internal buffers (kernel_read,
- * splice pipes) are bounced through kernel pages. fsync, fallocate (punch hole unmaps first)
+ * writes both go to the server, in chunks of at most the window. Up to 64 KiB are copied
+ * through the channel's bounce pages (zuf.h); larger chunks map the application's pages
+ * into the server's window (zero copy). Kernel-internal buffers (kernel_read, splice pipes)
+ * are bounced through kernel pages. fsync, fallocate (punch hole unmaps first)
  * and llseek SEEK_DATA/SEEK_HOLE are server calls too.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -27,7 +28,7 @@ static ssize_t zuf_io_get_user(struct zuf_io *io, struct iov_iter *iter)
 	ssize_t got;
 
 	/* one page less than the window: the data need not start on a page boundary */
-	got = iov_iter_get_pages_alloc2(iter, &io->pages, ZUF_WINDOW_SIZE - PAGE_SIZE, &start);
+	got = iov_iter_get_pages_alloc2(iter, &io->pages, ZUF_BOUNCE_OFF - PAGE_SIZE, &start);
 	if (got <= 0)
 		return got ? got : -EFAULT;
 	io->off = start;
@@ -72,6 +73,77 @@ static size_t zuf_io_copy(struct zuf_io *io, struct iov_iter *iter, size_t len, 
 }
 
 /*
+ * Check a READ or WRITE reply of @op for @n bytes and take it: the bytes done, or -EIO for a
+ * lying server; *@pos becomes where an append wrote, and a write's attributes are applied.
+ */
+static ssize_t zuf_rw_reply(struct inode *inode, struct zuf_call *op, bool write, bool append,
+			    size_t n, loff_t *pos)
+{
+	/* a WRITE that wrote nothing and failed nothing would make write(2) return 0 */
+	if (op->out_len > n || (write && !op->out_len) ||
+	    (append && (op->out_offset > MAX_LFS_FILESIZE ||
+			op->out_len > MAX_LFS_FILESIZE - op->out_offset))) {
+		pr_warn_ratelimited("bad %s reply for inode %lu: %llu bytes of %zu at %llu\n",
+				    write ? "WRITE" : "READ", inode->i_ino, op->out_len, n,
+				    op->out_offset);
+		return -EIO;
+	}
+	if (append)
+		*pos = op->out_offset;
+	if (write && !zuf_apply_reply_attr(inode, &op->attr) &&
+	    *pos + op->out_len > i_size_read(inode))
+		i_size_write(inode, *pos + op->out_len);
+	return op->out_len;
+}
+
+/*
+ * A READ or WRITE of all of @iter (at most ZUF_BOUNCE_SIZE, user memory) through the
+ * channel's bounce pages. Returns the bytes done (the iterator advanced by exactly that) or
+ * -errno; *@fell_back when the source faults, with nothing done: map its pages instead.
+ */
+static ssize_t zuf_rw_bounced(struct kiocb *iocb, struct iov_iter *iter, bool write,
+			      loff_t *pos, bool *fell_back)
+{
+	struct inode *inode = file_inode(iocb->ki_filp);
+	struct zuf_io io = { .server_writes = !write, .off = ZUF_BOUNCE_OFF, .bounce = iter };
+	size_t n = iov_iter_count(iter);
+	struct zuf_call op = { .op = write ? ZUF_OP_WRITE : ZUF_OP_READ, .ino = inode->i_ino,
+			     .offset = *pos, .len = n, .io = &io };
+	bool append = write && (iocb->ki_flags & IOCB_APPEND);
+	ssize_t done;
+	int err;
+
+	if (append)
+		op.flags |= ZUF_F_APPEND;
+	/* Fault the user pages in now, while no channel is held; a bad address takes the long way. */
+	if (write ? fault_in_iov_iter_readable(iter, n) : fault_in_iov_iter_writeable(iter, n)) {
+		*fell_back = true;
+		return 0;
+	}
+	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
+	if (io.fell_back) {
+		*fell_back = true;
+		return 0;
+	}
+	done = err ? err : zuf_rw_reply(inode, &op, write, append, n, pos);
+	if (write) {
+		/* give back what was copied in and the server did not take */
+		iov_iter_revert(iter, io.copied - max_t(ssize_t, done, 0));
+	} else if (done > 0) {
+		/* the bytes past a faulting user page, copied now that the channel is free */
+		if (io.spill)
+			io.copied += copy_to_iter(io.spill, io.spill_len, iter);
+		if (io.copied < done)
+			done = io.copied ? io.copied : -EFAULT;
+	} else {
+		/* a reply found bad after its bytes were copied out: none of them count */
+		iov_iter_revert(iter, io.copied);
+	}
+	kfree(io.spill);
+	return done;
+}
+
+/*
  * One READ or WRITE of at most a window's worth of @iter at *@pos. Returns the bytes done
  * (the iterator advanced by exactly that) or -errno; *@pos is where the data was.
  */
@@ -84,15 +156,22 @@ static ssize_t zuf_rw_chunk(struct kiocb *iocb, struct iov_iter *iter, bool writ
 			     .offset = *pos, .io = &io };
 	bool user = user_backed_iter(iter);
 	bool append = write && (iocb->ki_flags & IOCB_APPEND);
+	bool fell_back = false;
 	ssize_t n, done = 0;
 	int err;
 
+	if (user && iov_iter_count(iter) <= ZUF_BOUNCE_SIZE) {
+		*asked = iov_iter_count(iter);
+		done = zuf_rw_bounced(iocb, iter, write, pos, &fell_back);
+		if (!fell_back)
+			return done;
+	}
 	if (user) {
 		n = zuf_io_get_user(&io, iter);
 		if (n < 0)
 			return n;
 	} else {
-		n = min_t(size_t, iov_iter_count(iter), ZUF_WINDOW_SIZE);
+		n = min_t(size_t, iov_iter_count(iter), ZUF_BOUNCE_OFF);
 		err = zuf_io_alloc_kernel(&io, n);
 		if (err)
 			return err;
@@ -108,22 +187,12 @@ static ssize_t zuf_rw_chunk(struct kiocb *iocb, struct iov_iter *iter, bool writ
 		op.flags |= ZUF_F_APPEND;
 
 	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
-	/* a WRITE that wrote nothing and failed nothing would make write(2) return 0 */
-	if (!err && (op.out_len > n || (write && !op.out_len) ||
-		     (append && (op.out_offset > MAX_LFS_FILESIZE ||
-				 op.out_len > MAX_LFS_FILESIZE - op.out_offset)))) {
-		pr_warn_ratelimited("bad %s reply for inode %lu: %llu bytes of %zd at %llu\n",
-				    write ? "WRITE" : "READ", inode->i_ino, op.out_len, n,
-				    op.out_offset);
-		err = -EIO;
-	}
 	if (!err) {
-		done = op.out_len;
-		if (append)
-			*pos = op.out_offset;
-		if (write && !zuf_apply_reply_attr(inode, &op.attr) &&
-		    *pos + done > i_size_read(inode))
-			i_size_write(inode, *pos + done);
+		done = zuf_rw_reply(inode, &op, write, append, n, pos);
+		if (done < 0) {
+			err = done;
+			done = 0;
+		}
 	}
 
 	if (user) {

@@ -28,6 +28,7 @@ static void zuf_chan_free(struct kref *kref)
 	if (chan->mm)
 		mmdrop(chan->mm);
 	vfree(chan->buf);
+	vfree(chan->bounce);
 	if (chan->scratch)
 		__free_page(chan->scratch);
 	kfree(chan);
@@ -70,7 +71,8 @@ long zuf_ioc_zt_init(struct file *file, void __user *arg)
 	init_waitqueue_head(&chan->done_wq);
 	chan->buf = vmalloc_user(ZUF_OP_BUF_SIZE);
 	chan->scratch = alloc_page(GFP_KERNEL | __GFP_ZERO);
-	if (!chan->buf || !chan->scratch) {
+	chan->bounce = vmalloc_user(ZUF_BOUNCE_SIZE);
+	if (!chan->buf || !chan->scratch || !chan->bounce) {
 		err = -ENOMEM;
 		goto out_put;
 	}
@@ -116,11 +118,21 @@ void zuf_chan_release(struct zuf_chan *chan)
 
 static vm_fault_t zuf_win_fault(struct vm_fault *vmf)
 {
-	struct zuf_chan *chan = vmf->vma->vm_private_data;
+	struct vm_area_struct *vma = vmf->vma;
+	struct zuf_chan *chan = vma->vm_private_data;
+	unsigned long off = vmf->address - vma->vm_start;
 
+	/*
+	 * The bounce pages: mapped writable at the first touch and left there (only the part
+	 * below ZUF_BOUNCE_OFF is ever zapped). They hold nothing but this channel's I/O.
+	 */
+	if (off >= ZUF_BOUNCE_OFF)
+		return vmf_insert_pfn_prot(vma, vmf->address,
+					   vmalloc_to_pfn(chan->bounce + off - ZUF_BOUNCE_OFF),
+					   vm_get_page_prot(vma->vm_flags));
 	/* Outside an operation: the server sees a scratch page, never someone's data. */
-	return vmf_insert_pfn_prot(vmf->vma, vmf->address, page_to_pfn(chan->scratch),
-				   vm_get_page_prot(vmf->vma->vm_flags));
+	return vmf_insert_pfn_prot(vma, vmf->address, page_to_pfn(chan->scratch),
+				   vm_get_page_prot(vma->vm_flags));
 }
 
 /*
@@ -230,7 +242,7 @@ static int zuf_win_map(struct zuf_chan *chan, struct zuf_io *io)
 	unsigned int i;
 	int err = 0;
 
-	if (!mm || io->nr_pages > ZUF_WINDOW_PAGES || !mmget_not_zero(mm))
+	if (!mm || io->nr_pages > ZUF_MAP_PAGES || !mmget_not_zero(mm))
 		return -EIO;
 	mmap_read_lock(mm);
 	vma = zuf_win_vma(chan, mm);
@@ -279,7 +291,7 @@ int zuf_io_alloc_kernel(struct zuf_io *io, size_t len)
 {
 	unsigned int i, nr = DIV_ROUND_UP(len, PAGE_SIZE);
 
-	if (!nr || nr > ZUF_WINDOW_PAGES)
+	if (!nr || nr > ZUF_MAP_PAGES)
 		return -EINVAL;
 	io->pages = kcalloc(nr, sizeof(*io->pages), GFP_KERNEL);
 	if (!io->pages)
@@ -459,6 +471,44 @@ int zuf_check_result(int result)
 	return -EIO;
 }
 
+/* A bounced WRITE: copy its data in before the op is posted (see struct zuf_io). */
+static int zuf_bounce_in(struct zuf_chan *chan, struct zuf_call *op)
+{
+	struct zuf_io *io = op->io;
+	size_t c;
+
+	if (io->server_writes)
+		return 0;
+	if (op->len > ZUF_BOUNCE_SIZE)
+		return -EINVAL;
+	pagefault_disable();
+	c = copy_from_iter(chan->bounce, op->len, io->bounce);
+	pagefault_enable();
+	io->copied = c;
+	if (c == op->len)
+		return 0;
+	io->copied = 0;
+	iov_iter_revert(io->bounce, c);
+	io->fell_back = true;
+	return -EFAULT;
+}
+
+/* A bounced READ: copy out what the server read, the faulting rest into io->spill. */
+static void zuf_bounce_out(struct zuf_chan *chan, struct zuf_call *op)
+{
+	struct zuf_io *io = op->io;
+	size_t n = min_t(u64, op->out_len, min_t(u64, op->len, ZUF_BOUNCE_SIZE));
+
+	pagefault_disable();
+	io->copied = copy_to_iter(chan->bounce, n, io->bounce);
+	pagefault_enable();
+	if (io->copied < n) {
+		io->spill = kmemdup(chan->bounce + io->copied, n - io->copied, GFP_KERNEL);
+		if (io->spill)
+			io->spill_len = n - io->copied;
+	}
+}
+
 /*
  * Run @op on the server. Returns 0 with the reply in @op, the server's -errno, or -EIO when
  * there is no live server, -EINTR when the caller was killed.
@@ -491,7 +541,11 @@ int zuf_dispatch(struct zuf_sb_info *sbi, struct zuf_call *op)
 		goto out_unlock;
 	}
 	zuf_fill_buf(chan->buf, sbi, op);
-	if (op->io) {
+	if (op->io && op->io->bounce) {
+		err = zuf_bounce_in(chan, op);
+		if (err)
+			goto out_unlock;
+	} else if (op->io) {
 		err = zuf_win_map(chan, op->io);
 		if (err)
 			goto out_unlock;
@@ -525,6 +579,8 @@ int zuf_dispatch(struct zuf_sb_info *sbi, struct zuf_call *op)
 		zuf_take_reply(op, chan->buf);
 		err = zuf_check_result(result);
 	}
+	if (!err && op->io && op->io->bounce && op->io->server_writes)
+		zuf_bounce_out(chan, op);
 	if (mapped)
 		zuf_win_unmap(chan, op->io);
 out_unlock:

@@ -25,6 +25,14 @@
 
 #define ZUF_MAX_FS_TYPES	4
 #define ZUF_WINDOW_PAGES	(ZUF_WINDOW_SIZE >> PAGE_SHIFT)
+/*
+ * The window's last 64 KiB are the channel's own bounce pages, mapped into the server once
+ * and never unmapped: I/O up to that size is copied through them instead of mapping the
+ * application's pages, which costs a TLB shootdown per call. The rest maps pages per call.
+ */
+#define ZUF_BOUNCE_SIZE		(64UL << 10)
+#define ZUF_BOUNCE_OFF		(ZUF_WINDOW_SIZE - ZUF_BOUNCE_SIZE)
+#define ZUF_MAP_PAGES		(ZUF_BOUNCE_OFF >> PAGE_SHIFT)
 
 struct zuf_server;
 
@@ -79,6 +87,7 @@ struct zuf_chan {
 	wait_queue_head_t done_wq;	/* the dispatcher waits for the answer */
 	struct zuf_op_buf *buf;		/* vmalloc_user, ZUF_OP_BUF_SIZE */
 	struct page *scratch;		/* what a stray window fault maps */
+	void *bounce;			/* vmalloc_user, ZUF_BOUNCE_SIZE, at ZUF_BOUNCE_OFF */
 	struct mm_struct *mm;		/* the server's mm (mmgrab), once the window is mapped */
 	unsigned long win_addr;		/* the window's address in mm, 0 when not mapped */
 };
@@ -120,6 +129,18 @@ struct zuf_io {
 	unsigned int nr_pages;
 	unsigned int off;		/* where the data starts in the first page */
 	bool server_writes;		/* the server fills the pages (READ, GET*) */
+	/*
+	 * Bounced I/O (no pages): the data is copied between this user iterator and the
+	 * channel's bounce pages under the channel's mutex, with page faults disabled (a fault
+	 * on a zpmfs mapping would need the channel). A write whose source faults is not
+	 * posted (fell_back: map the pages instead); a read's bytes past a faulting user page
+	 * are handed back in spill for the caller to copy once the channel is free.
+	 */
+	struct iov_iter *bounce;
+	bool fell_back;
+	size_t copied;			/* bytes the bounce took from or gave to the iterator */
+	void *spill;			/* kmalloc, spill_len bytes */
+	size_t spill_len;
 };
 
 /* One operation: the kernel's arguments, then a snapshot of the server's reply. */

@@ -555,7 +555,8 @@ static int store_into_source(volatile char *p)
 	}
 	p[0] = 'X';
 	sigaction(SIGBUS, &old, NULL);
-	fprintf(stderr, "zuf-ctl-test: FAIL: stored into a WRITE's source page\n");
+	/* fine for a bounced WRITE (the channel's copy), a failure for mapped source pages */
+	fprintf(stderr, "zuf-ctl-test: a store into a WRITE's window went through\n");
 	return -EIO;
 }
 

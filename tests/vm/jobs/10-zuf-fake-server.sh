@@ -121,10 +121,14 @@ $T touch /mnt/data
 [ $? -eq 3 ] || fail "no SIGBUS for a block past the device"
 rm /tmp/zuf-evil
 touch /tmp/zuf-evil-store
+# Over 64 KiB the application's pages are mapped into the server, read-only.
+dd if=/tmp/big of=/mnt/data bs=1M count=1 conv=notrunc 2>/dev/null && fail "write worked although the server failed it"
+grep -q 'store into a WRITE.s source refused' /tmp/srv.log || fail "server could store into a WRITE's source"
+# Up to 64 KiB the data is copied through the channel's bounce pages: a store changes the copy.
 echo "app data" >/tmp/src
 dd if=/tmp/src of=/mnt/data conv=notrunc 2>/dev/null && fail "write worked although the server failed it"
+grep -q 'a store into a WRITE.s window went through' /tmp/srv.log || fail "the bounced WRITE never reached the server"
 rm /tmp/zuf-evil-store
-grep -q 'store into a WRITE.s source refused' /tmp/srv.log || fail "server could store into a WRITE's source"
 [ "$(cat /tmp/src)" = "app data" ] || fail "the application's buffer changed"
 [ "$(cat /mnt/hello)" = "hello from the fake zus" ] || fail "cat after the bad replies"
 echo "bad replies rejected: ok"
