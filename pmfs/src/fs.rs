@@ -631,12 +631,12 @@ impl Fs {
         let made = self.init_inode(ino, off, kind.mode_bits() | perm, caller.uid, gid, rdev, parent);
         let made = made.and_then(|r| {
             let mut st = r.write();
+            let time = st.ctime; // the creation time, before a symlink's target is written
             if let Some(t) = target {
                 self.write_locked(&mut st, 0, t)?;
             }
             let cookie = pst.dir_mut()?.take_cookie(name);
-            let add =
-                Entry::DentryAdd { ino, cookie, kind: kind_code(kind), time: st.ctime, name: name.to_vec() };
+            let add = Entry::DentryAdd { ino, cookie, kind: kind_code(kind), time, name: name.to_vec() };
             self.commit(&mut pst, vec![add])?;
             self.attr_of(&st)
         });
