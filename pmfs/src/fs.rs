@@ -298,8 +298,16 @@ impl Fs {
         Ok(())
     }
 
-    pub(crate) fn forget_inode(&self, ino: Ino) {
-        self.cache.shard(ino).remove(ino);
+    /// Drop `st` (a destroyed inode's state, inside its cached lock) from the cache, unless
+    /// its number caches another inode by now: destroy gives the slot back before this, and a
+    /// create may already have made and cached a new inode in it, which must stay (uncached,
+    /// a lookup would load a second copy of it, and a reference taken on that copy would be
+    /// lost).
+    pub(crate) fn forget_inode(&self, st: &InodeState) {
+        let mut shard = self.cache.shard(st.ino);
+        if shard.get(st.ino).is_some_and(|r| std::ptr::eq(r.data_ptr(), st)) {
+            shard.remove(st.ino);
+        }
     }
 
     pub(crate) fn cached_inodes(&self) -> Vec<InodeRef> {
@@ -501,7 +509,7 @@ impl Fs {
         st.log = log::LogState::default();
         st.extents = Default::default();
         st.dead = true;
-        self.forget_inode(st.ino);
+        self.forget_inode(st);
         Ok(())
     }
 
@@ -1240,6 +1248,33 @@ mod tests {
         assert!(stale.read().dead);
         assert_eq!(fs.attr_of(&stale.read()), Err(Error::NotFound));
         assert_eq!(fs.open(a.ino), Err(Error::NotFound));
+        drop(fs);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// Destroy gives the slot back before it leaves the cache, and a create on another CPU may
+    /// make and cache a new inode in that slot in between: the destroy must not take the new
+    /// inode out of the cache (a lookup would then load a second copy of it).
+    #[test]
+    fn a_destroy_leaves_the_new_inode_cached_in_its_slot() {
+        let path = std::env::temp_dir().join(format!("zpmfs-forget-{}.img", std::process::id()));
+        std::fs::File::create(&path).unwrap().set_len(32 << 20).unwrap();
+        let dev = crate::device::Device::open(&path, true).unwrap();
+        crate::format::format(&dev, &Default::default()).unwrap();
+        drop(dev);
+        let fs = Fs::mount(&path, &MountOptions::default()).unwrap();
+        let caller = Caller { uid: 0, gid: 0, pid: 1 };
+        let old = fs.mknod(ROOT_INO, b"old", libc::S_IFREG | 0o644, 0, caller).unwrap();
+        let dying = fs.inode(old.ino).unwrap();
+        // What a create in the freed slot leaves in the cache.
+        let newer = Arc::new(RwLock::new(dying.read().clone()));
+        fs.cache.shard(old.ino).insert(old.ino, newer.clone());
+        fs.forget_inode(&dying.read());
+        let cached = fs.cache.shard(old.ino).get(old.ino).cloned().expect("the new inode stays cached");
+        assert!(Arc::ptr_eq(&cached, &newer));
+        // Its own entry does go.
+        fs.forget_inode(&newer.read());
+        assert!(fs.cache.shard(old.ino).get(old.ino).is_none());
         drop(fs);
         let _ = std::fs::remove_file(&path);
     }
