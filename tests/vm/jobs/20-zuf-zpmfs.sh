@@ -92,7 +92,9 @@ xfs_io -T -c "pwrite -q -S 0x74 0 8192" -c "flink /mnt/pm/linked-tmp" /mnt/pm > 
 free_before=$(stat -f -c %f /mnt/pm)
 xfs_io -T -c "pwrite -q 0 1m" /mnt/pm || fail "O_TMPFILE write"
 free_after=$(stat -f -c %f /mnt/pm)
-[ "$free_after" -ge "$free_before" ] || fail "a closed tmpfile kept its space: $free_before free blocks before, $free_after after"
+# Its 256 data blocks and its log come back; its inode slot may have taken a new block of
+# the inode table of the CPU it ran on, which stays (a table never shrinks).
+[ "$free_after" -ge $((free_before - 1)) ] || fail "a closed tmpfile kept its space: $free_before free blocks before, $free_after after"
 echo "O_TMPFILE: 8 KiB written and linked by name; 1 MiB unnamed, freed on close ($free_before -> $free_after free blocks)"
 echo "ordinary use OK"
 
@@ -122,11 +124,18 @@ echo "$before $(cat /tmp/stamped.times)" | awk '{ exit !($3 > $1 && $4 > $2) }' 
 echo "a store through a mapping stamps mtime and ctime: ok ($before -> $(cat /tmp/stamped.times))"
 
 step "umount, fsck, mount"
+# What stat shows now (from zuf.ko's attribute cache where it is fresh) must be what the
+# server has: after the remount every attribute comes from it.
+(cd /mnt/pm && find . -exec stat -c '%n %s %b %h %a %u %g %Y %Z' {} + | sort) >/tmp/stat.before
 cd / && umount /mnt/pm || fail umount
 fsck.zpmfs -n -f /dev/pmem0 || fail "fsck after umount"
 mount -t zpmfs /dev/pmem0 /mnt/pm || fail remount
 (cd /mnt/pm/tree && md5sum -c -s /tmp/sums) || fail "tree after remount"
 (cd /mnt/pm && md5sum -c -s /tmp/mapped.sum) || fail "mapped file after remount"
+(cd /mnt/pm && find . -exec stat -c '%n %s %b %h %a %u %g %Y %Z' {} + | sort) >/tmp/stat.after
+cmp -s /tmp/stat.before /tmp/stat.after ||
+	fail "stat before the remount differs from the server's: $(diff /tmp/stat.before /tmp/stat.after | head -20)"
+echo "stat of $(wc -l </tmp/stat.after) files before the remount equals the server's after it"
 [ "$(stat -c '%Y %Z' /mnt/pm/stamped)" = "$(cat /tmp/stamped.times)" ] ||
 	fail "times stamped by a mapped store after remount: $(stat -c '%Y %Z' /mnt/pm/stamped), not $(cat /tmp/stamped.times)"
 getfacl -cp /mnt/pm/copy/a/f7 | cmp -s - /tmp/acl.f7 || fail "ACL after remount: $(getfacl -cp /mnt/pm/copy/a/f7)"
