@@ -103,6 +103,7 @@ int zuf_set_acl(struct user_namespace *mnt_userns, struct inode *inode, struct p
 
 		zuf_time_of(&set.ctime, &now);
 		err = zuf_attr_call(inode, &op);
+		zuf_attr_stale(inode);
 	}
 	if (!err)
 		set_cached_acl(inode, type, acl);

@@ -121,6 +121,8 @@ static ssize_t zuf_rw_bounced(struct kiocb *iocb, struct iov_iter *iter, bool wr
 		return 0;
 	}
 	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
+	if (write)
+		zuf_attr_stale(inode);
 	if (io.fell_back) {
 		*fell_back = true;
 		return 0;
@@ -187,6 +189,8 @@ static ssize_t zuf_rw_chunk(struct kiocb *iocb, struct iov_iter *iter, bool writ
 		op.flags |= ZUF_F_APPEND;
 
 	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
+	if (write)
+		zuf_attr_stale(inode);
 	if (!err) {
 		done = zuf_rw_reply(inode, &op, write, append, n, pos);
 		if (done < 0) {
@@ -321,6 +325,7 @@ static long zuf_fallocate(struct file *file, int mode, loff_t offset, loff_t len
 				    0 : PAGE_ALIGN(offset + len) - (offset & PAGE_MASK), 1);
 	}
 	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
+	zuf_attr_stale(inode);
 	if (!err && !zuf_apply_reply_attr(inode, &op.attr) &&
 	    !(mode & FALLOC_FL_KEEP_SIZE) && offset + len > i_size_read(inode))
 		i_size_write(inode, offset + len);

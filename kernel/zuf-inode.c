@@ -123,8 +123,37 @@ struct inode *zuf_iget(struct super_block *sb, const struct zuf_attr *attr, bool
 	inode->i_mode = attr->mode;
 	zuf_apply_attr(inode, attr);
 	zuf_set_ops(inode, attr);
+	/* nobody else has it yet: what the server just answered is all there is */
+	inode->i_private = (void *)ZUF_ATTR_FRESH;
 	unlock_new_inode(inode);
 	return inode;
+}
+
+/*
+ * The attribute cache (inode->i_private as a word): bit 0 says the inode's attributes are
+ * the server's, so getattr needs no call; the bits above count the times they went stale.
+ * Every call that may change attributes the kernel does not get back marks the inode stale
+ * when it returns; a GETATTR marks it fresh only if nothing went stale while it was under way
+ * (the generation it started with is still there), so a reply older than a change is never
+ * taken as current.
+ */
+void zuf_attr_stale(struct inode *inode)
+{
+	void *seen, *old;
+
+	if (!inode)
+		return;
+	seen = READ_ONCE(inode->i_private);
+	do {
+		old = seen;
+		seen = cmpxchg(&inode->i_private, old, (void *)(((unsigned long)old | ZUF_ATTR_FRESH) + 1));
+	} while (seen != old);
+}
+
+static void zuf_attr_fresh(struct inode *inode, unsigned long started)
+{
+	cmpxchg(&inode->i_private, (void *)(started & ~ZUF_ATTR_FRESH),
+		(void *)(started | ZUF_ATTR_FRESH));
 }
 
 /*
@@ -145,12 +174,18 @@ int zuf_attr_call(struct inode *inode, struct zuf_call *op)
 	return err;
 }
 
-static int zuf_refresh(struct inode *inode)
+/* Take the server's attributes, unless the cached ones are fresh and @force is not set. */
+static int zuf_refresh(struct inode *inode, bool force)
 {
 	struct zuf_call op = { .op = ZUF_OP_GETATTR, .ino = inode->i_ino };
+	unsigned long started = (unsigned long)READ_ONCE(inode->i_private);
 	int err;
 
+	if ((started & ZUF_ATTR_FRESH) && !force)
+		return 0;
 	err = zuf_attr_call(inode, &op);
+	if (!err)
+		zuf_attr_fresh(inode, started);
 	return err;
 }
 
@@ -160,7 +195,8 @@ int zuf_getattr(struct user_namespace *mnt_userns, const struct path *path,
 	struct inode *inode = d_inode(path->dentry);
 	int err;
 
-	err = zuf_refresh(inode);
+	/* statx(AT_STATX_FORCE_SYNC) asks the server whatever the cache says */
+	err = zuf_refresh(inode, (flags & AT_STATX_SYNC_TYPE) == AT_STATX_FORCE_SYNC);
 	if (err)
 		return err;
 	generic_fillattr(mnt_userns, inode, stat);
@@ -233,6 +269,7 @@ int zuf_setattr(struct user_namespace *mnt_userns, struct dentry *dentry,
 					    round_down(iattr->ia_size, PAGE_SIZE), 0, 1);
 	}
 	err = zuf_attr_call(inode, &op);
+	zuf_attr_stale(inode);
 	if (truncate)
 		filemap_invalidate_unlock(inode->i_mapping);
 	/* chmod rewrites the access ACL's owner, group (or mask) and other entries */
@@ -242,9 +279,12 @@ int zuf_setattr(struct user_namespace *mnt_userns, struct dentry *dentry,
 }
 
 /*
- * The VFS's time update (file_update_time in a DAX write fault, touch_atime): stores through
- * a mapping never reach the server, so the fault asks it to stamp the times, at most once per
- * clock tick as ext4-DAX does; the server keeps them, not a dirty inode here.
+ * The VFS's time update. file_update_time in a DAX write fault: stores through a mapping
+ * never reach the server, so the fault asks it to stamp mtime and ctime, at most once per
+ * clock tick as ext4-DAX does; the server keeps them (no dirty inode here), so what stat
+ * shows survives a remount. touch_atime (readdir, readlink, mmap) changes nothing: zpmfs does
+ * not record access times of reads (docs/DESIGN.md), and a SETATTR of atime alone would
+ * also move ctime.
  */
 int zuf_update_time(struct inode *inode, struct timespec64 *now, int flags)
 {
@@ -252,10 +292,6 @@ int zuf_update_time(struct inode *inode, struct timespec64 *now, int flags)
 	struct zuf_call op = { .op = ZUF_OP_SETATTR, .ino = inode->i_ino, .set = &set };
 	int err;
 
-	if (flags & S_ATIME) {
-		set.valid |= ZUF_SET_ATIME;
-		zuf_time_of(&set.atime, now);
-	}
 	if (flags & S_MTIME) {
 		set.valid |= ZUF_SET_MTIME;
 		zuf_time_of(&set.mtime, now);
@@ -267,6 +303,7 @@ int zuf_update_time(struct inode *inode, struct timespec64 *now, int flags)
 	if (!set.valid)
 		return 0;
 	err = zuf_attr_call(inode, &op);
+	zuf_attr_stale(inode);
 	return err;
 }
 
@@ -331,6 +368,7 @@ const struct inode_operations zuf_file_iops = {
 const struct inode_operations zuf_special_iops = {
 	.getattr	= zuf_getattr,
 	.setattr	= zuf_setattr,
+	.update_time	= zuf_update_time,
 	.listxattr	= zuf_listxattr,
 	.get_acl	= zuf_get_acl,
 	.set_acl	= zuf_set_acl,
@@ -340,5 +378,6 @@ const struct inode_operations zuf_symlink_iops = {
 	.get_link	= zuf_get_link,
 	.getattr	= zuf_getattr,
 	.setattr	= zuf_setattr,
+	.update_time	= zuf_update_time,
 	.listxattr	= zuf_listxattr,
 };

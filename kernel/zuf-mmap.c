@@ -27,6 +27,8 @@ static int zuf_get_block(struct inode *inode, pgoff_t pgoff, bool write, u64 *de
 	int err;
 
 	err = zuf_dispatch(sbi, &op);
+	if (write)
+		zuf_attr_stale(inode);	/* a block allocated: i_blocks */
 	if (err)
 		return err;
 	if (!PAGE_ALIGNED(op.out_offset) || op.out_offset >= sbi->dev_size) {

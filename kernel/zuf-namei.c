@@ -99,6 +99,7 @@ static int zuf_new(struct inode *dir, struct dentry *dentry, u32 opcode, umode_t
 		op.io = &io;
 	}
 	err = zuf_dispatch(ZUF_SB(dir->i_sb), &op);
+	zuf_attr_stale(dir);
 	if (target)
 		zuf_io_free_kernel(&io);
 	if (err)
@@ -133,6 +134,7 @@ static int zuf_new(struct inode *dir, struct dentry *dentry, u32 opcode, umode_t
 		spin_lock(&inode->i_lock);
 		set_nlink(inode, 1);
 		spin_unlock(&inode->i_lock);
+		zuf_attr_stale(inode);	/* getattr shows the server's count */
 		d_tmpfile(tmp, inode);
 		return err ? err : finish_open_simple(tmp, 0);
 	}
@@ -187,6 +189,8 @@ static int zuf_link(struct dentry *old_dentry, struct inode *dir, struct dentry 
 	int err;
 
 	err = zuf_dispatch(ZUF_SB(dir->i_sb), &op);
+	zuf_attr_stale(dir);
+	zuf_attr_stale(inode);
 	if (err)
 		return err;
 	if (!zuf_apply_reply_attr(inode, &op.attr))
@@ -203,6 +207,8 @@ static int zuf_unlink(struct inode *dir, struct dentry *dentry)
 	int err;
 
 	err = zuf_dispatch(ZUF_SB(dir->i_sb), &op);
+	zuf_attr_stale(dir);
+	zuf_attr_stale(inode);
 	if (err)
 		return err;
 	inode->i_ctime = current_time(inode);
@@ -217,6 +223,8 @@ static int zuf_rmdir(struct inode *dir, struct dentry *dentry)
 	int err;
 
 	err = zuf_dispatch(ZUF_SB(dir->i_sb), &op);
+	zuf_attr_stale(dir);
+	zuf_attr_stale(inode);
 	if (err)
 		return err;
 	zuf_clear_nlink(inode);
@@ -246,6 +254,10 @@ static int zuf_rename(struct user_namespace *mnt_userns, struct inode *old_dir,
 	if (flags & RENAME_WHITEOUT)
 		op.flags |= ZUF_F_RENAME_WHITEOUT;
 	err = zuf_dispatch(ZUF_SB(old_dir->i_sb), &op);
+	zuf_attr_stale(old_dir);
+	zuf_attr_stale(new_dir);
+	zuf_attr_stale(old_inode);
+	zuf_attr_stale(new_inode);
 	if (err)
 		return err;
 
@@ -289,6 +301,7 @@ const struct inode_operations zuf_dir_iops = {
 	.rename		= zuf_rename,
 	.getattr	= zuf_getattr,
 	.setattr	= zuf_setattr,
+	.update_time	= zuf_update_time,
 	.listxattr	= zuf_listxattr,
 	.get_acl	= zuf_get_acl,
 	.set_acl	= zuf_set_acl,

@@ -231,6 +231,8 @@ int zuf_getattr(struct user_namespace *mnt_userns, const struct path *path,
 int zuf_setattr(struct user_namespace *mnt_userns, struct dentry *dentry,
 		struct iattr *iattr);
 int zuf_attr_call(struct inode *inode, struct zuf_call *op);
+#define ZUF_ATTR_FRESH		1UL
+void zuf_attr_stale(struct inode *inode);
 int zuf_update_time(struct inode *inode, struct timespec64 *now, int flags);
 void zuf_evict_inode(struct inode *inode);
 int zuf_check_result(int result);
