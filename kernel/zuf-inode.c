@@ -181,8 +181,14 @@ static int zuf_refresh(struct inode *inode, bool force)
 	unsigned long started = (unsigned long)READ_ONCE(inode->i_private);
 	int err;
 
-	if ((started & ZUF_ATTR_FRESH) && !force)
+	if ((started & ZUF_ATTR_FRESH) && !force) {
+		struct zuf_sb_info *sbi = ZUF_SB(inode->i_sb);
+
+		/* a dead server or a shut down filesystem answers EIO, cached or not */
+		if (zuf_server_dead(sbi->srv) || READ_ONCE(sbi->shut_down))
+			return -EIO;
 		return 0;
+	}
 	err = zuf_attr_call(inode, &op);
 	if (!err)
 		zuf_attr_fresh(inode, started);

@@ -186,6 +186,7 @@ grep -q 'rc=1' /tmp/stat.out || fail "stat did not fail"
 grep -q 'Input/output error' /tmp/dd.out || fail "dd did not get EIO"
 ls /mnt 2>&1 | head -3
 ls /mnt >/dev/null 2>&1 && fail "ls worked on a dead server"
+stat /mnt/hello >/dev/null 2>&1 && fail "stat of a cached inode worked on a dead server"
 grep -w zpmfs /proc/filesystems && fail "zpmfs still registered after server death"
 rmmod zuf 2>/dev/null && fail "rmmod worked while mounted"
 umount /mnt || fail "umount after server death"
