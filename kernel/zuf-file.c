@@ -314,9 +314,27 @@ static long zuf_fallocate(struct file *file, int mode, loff_t offset, loff_t len
 			     .offset = offset, .len = len };
 	bool frees = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE |
 			     FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE);
+	loff_t new_size = 0;
 	int err;
 
 	inode_lock(inode);
+	/* A file that grows meets the size limit (RLIMIT_FSIZE: SIGXFSZ, EFBIG) as a write does. */
+	if (mode & FALLOC_FL_INSERT_RANGE) {
+		if (len > inode->i_sb->s_maxbytes - i_size_read(inode)) {
+			inode_unlock(inode);
+			return -EFBIG;
+		}
+		new_size = i_size_read(inode) + len;
+	} else if (!(mode & FALLOC_FL_KEEP_SIZE) && offset + len > i_size_read(inode)) {
+		new_size = offset + len;
+	}
+	if (new_size) {
+		err = inode_newsize_ok(inode, new_size);
+		if (err) {
+			inode_unlock(inode);
+			return err;
+		}
+	}
 	if (frees) {
 		/* unmap first: no application keeps a mapping of a block the server frees */
 		filemap_invalidate_lock(inode->i_mapping);
