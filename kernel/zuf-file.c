@@ -93,6 +93,8 @@ static ssize_t zuf_rw_reply(struct inode *inode, struct zuf_call *op, bool write
 	if (write && !zuf_apply_reply_attr(inode, &op->attr) &&
 	    *pos + op->out_len > i_size_read(inode))
 		i_size_write(inode, *pos + op->out_len);
+	if (write)
+		zuf_attr_stale(inode);	/* last, after the local size */
 	return op->out_len;
 }
 
@@ -347,6 +349,7 @@ static long zuf_fallocate(struct file *file, int mode, loff_t offset, loff_t len
 	if (!err && !zuf_apply_reply_attr(inode, &op.attr) &&
 	    !(mode & FALLOC_FL_KEEP_SIZE) && offset + len > i_size_read(inode))
 		i_size_write(inode, offset + len);
+	zuf_attr_stale(inode);	/* last, after the local size */
 	if (frees)
 		filemap_invalidate_unlock(inode->i_mapping);
 	inode_unlock(inode);

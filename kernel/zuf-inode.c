@@ -73,6 +73,8 @@ bool zuf_apply_reply_attr(struct inode *inode, const struct zuf_attr *attr)
 		return false;
 	}
 	zuf_apply_attr(inode, attr);
+	/* an answer to another call: it may be older than a GETATTR already taken */
+	zuf_attr_stale(inode);
 	return true;
 }
 
@@ -118,6 +120,7 @@ struct inode *zuf_iget(struct super_block *sb, const struct zuf_attr *attr, bool
 			return ERR_PTR(-EIO);
 		}
 		zuf_apply_attr(inode, attr);
+		zuf_attr_stale(inode);	/* a lookup's answer may be older than a GETATTR taken */
 		return inode;
 	}
 	inode->i_mode = attr->mode;
@@ -132,10 +135,11 @@ struct inode *zuf_iget(struct super_block *sb, const struct zuf_attr *attr, bool
 /*
  * The attribute cache (inode->i_private as a word): bit 0 says the inode's attributes are
  * the server's, so getattr needs no call; the bits above count the times they went stale.
- * Every call that may change attributes the kernel does not get back marks the inode stale
- * when it returns; a GETATTR marks it fresh only if nothing went stale while it was under way
- * (the generation it started with is still there), so a reply older than a change is never
- * taken as current.
+ * Every call that may change attributes marks the inode stale as its last step, after any
+ * local change (a link count, a size) and any answer it applied (answers to other calls may
+ * be older than a GETATTR already taken); a GETATTR marks it fresh only if nothing went stale
+ * while it was under way (the generation it started with is still there), so nothing older
+ * than a change is ever kept as current.
  */
 void zuf_attr_stale(struct inode *inode)
 {
@@ -275,12 +279,13 @@ int zuf_setattr(struct user_namespace *mnt_userns, struct dentry *dentry,
 					    round_down(iattr->ia_size, PAGE_SIZE), 0, 1);
 	}
 	err = zuf_attr_call(inode, &op);
-	zuf_attr_stale(inode);
 	if (truncate)
 		filemap_invalidate_unlock(inode->i_mapping);
 	/* chmod rewrites the access ACL's owner, group (or mask) and other entries */
 	if (!err && (iattr->ia_valid & ATTR_MODE))
 		err = posix_acl_chmod(mnt_userns, inode, inode->i_mode);
+	/* last: the answer applied above may be older than a GETATTR taken meanwhile */
+	zuf_attr_stale(inode);
 	return err;
 }
 

@@ -70,8 +70,8 @@ static struct dentry *zuf_lookup(struct inode *dir, struct dentry *dentry, unsig
  * Create @dentry in @dir: MKNOD, MKDIR or SYMLINK (@target in the window); or, with @tmp,
  * TMPFILE: a regular file no directory names, opened as @tmp.
  */
-static int zuf_new(struct inode *dir, struct dentry *dentry, u32 opcode, umode_t mode,
-		   dev_t rdev, const char *target, struct file *tmp)
+static int zuf_new_inode(struct inode *dir, struct dentry *dentry, u32 opcode, umode_t mode,
+			 dev_t rdev, const char *target, struct file *tmp)
 {
 	struct zuf_io io = { .server_writes = false };
 	struct zuf_call op = { .op = opcode, .ino = dir->i_ino,
@@ -99,7 +99,6 @@ static int zuf_new(struct inode *dir, struct dentry *dentry, u32 opcode, umode_t
 		op.io = &io;
 	}
 	err = zuf_dispatch(ZUF_SB(dir->i_sb), &op);
-	zuf_attr_stale(dir);
 	if (target)
 		zuf_io_free_kernel(&io);
 	if (err)
@@ -144,6 +143,17 @@ static int zuf_new(struct inode *dir, struct dentry *dentry, u32 opcode, umode_t
 out_acl:
 	posix_acl_release(default_acl);
 	posix_acl_release(acl);
+	return err;
+}
+
+/* zuf_new_inode, then @dir's attributes (size, times, a new subdirectory's link) are stale. */
+static int zuf_new(struct inode *dir, struct dentry *dentry, u32 opcode, umode_t mode,
+		   dev_t rdev, const char *target, struct file *tmp)
+{
+	int err = zuf_new_inode(dir, dentry, opcode, mode, rdev, target, tmp);
+
+	/* last, after the local link count change: a GETATTR before it is not kept */
+	zuf_attr_stale(dir);
 	return err;
 }
 
@@ -195,6 +205,7 @@ static int zuf_link(struct dentry *old_dentry, struct inode *dir, struct dentry 
 		return err;
 	if (!zuf_apply_reply_attr(inode, &op.attr))
 		zuf_inc_nlink(inode);
+	zuf_attr_stale(inode);
 	ihold(inode);
 	d_instantiate(dentry, inode);
 	return 0;
@@ -213,6 +224,7 @@ static int zuf_unlink(struct inode *dir, struct dentry *dentry)
 		return err;
 	inode->i_ctime = current_time(inode);
 	zuf_drop_nlink(inode);
+	zuf_attr_stale(inode);
 	return 0;
 }
 
@@ -229,12 +241,13 @@ static int zuf_rmdir(struct inode *dir, struct dentry *dentry)
 		return err;
 	zuf_clear_nlink(inode);
 	zuf_drop_nlink(dir);
+	zuf_attr_stale(inode);
+	zuf_attr_stale(dir);
 	return 0;
 }
 
-static int zuf_rename(struct user_namespace *mnt_userns, struct inode *old_dir,
-		      struct dentry *old_dentry, struct inode *new_dir,
-		      struct dentry *new_dentry, unsigned int flags)
+static int zuf_rename_names(struct inode *old_dir, struct dentry *old_dentry,
+			    struct inode *new_dir, struct dentry *new_dentry, unsigned int flags)
 {
 	struct inode *old_inode = d_inode(old_dentry);
 	struct inode *new_inode = d_inode(new_dentry);
@@ -254,10 +267,6 @@ static int zuf_rename(struct user_namespace *mnt_userns, struct inode *old_dir,
 	if (flags & RENAME_WHITEOUT)
 		op.flags |= ZUF_F_RENAME_WHITEOUT;
 	err = zuf_dispatch(ZUF_SB(old_dir->i_sb), &op);
-	zuf_attr_stale(old_dir);
-	zuf_attr_stale(new_dir);
-	zuf_attr_stale(old_inode);
-	zuf_attr_stale(new_inode);
 	if (err)
 		return err;
 
@@ -286,6 +295,21 @@ static int zuf_rename(struct user_namespace *mnt_userns, struct inode *old_dir,
 			zuf_inc_nlink(new_dir);
 	}
 	return 0;
+}
+
+static int zuf_rename(struct user_namespace *mnt_userns, struct inode *old_dir,
+		      struct dentry *old_dentry, struct inode *new_dir,
+		      struct dentry *new_dentry, unsigned int flags)
+{
+	struct inode *old_inode = d_inode(old_dentry), *new_inode = d_inode(new_dentry);
+	int err = zuf_rename_names(old_dir, old_dentry, new_dir, new_dentry, flags);
+
+	/* last, after the local link count changes: a GETATTR before them is not kept */
+	zuf_attr_stale(old_dir);
+	zuf_attr_stale(new_dir);
+	zuf_attr_stale(old_inode);
+	zuf_attr_stale(new_inode);
+	return err;
 }
 
 const struct inode_operations zuf_dir_iops = {

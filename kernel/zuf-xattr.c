@@ -113,11 +113,11 @@ int zuf_xattr_store(struct inode *inode, const struct qstr *q, const void *value
 		}
 	}
 	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
-	zuf_attr_stale(inode);
 	if (op.io)
 		zuf_io_free_kernel(&io);
 	if (!err)
 		inode->i_ctime = current_time(inode);
+	zuf_attr_stale(inode);	/* after the local ctime: the server's is the one to show */
 	return err;
 }
 
