@@ -22,6 +22,20 @@
 
 #define LEN (64 * 1024)
 
+/* Through a mapping of @fd, write every 512th byte of @len: pattern @k, or zeros. */
+static int fill_mapped(int fd, size_t len, int k, int zeros)
+{
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (p == MAP_FAILED) {
+		perror("mmap");
+		return 1;
+	}
+	for (size_t i = 0; i < len; i += 512)
+		p[i] = zeros ? 0 : (char)(i / 512 + k);
+	return munmap(p, len);
+}
+
 /*
  * write(2) from a fresh mapping of a file on the same mount, and read(2) into one: the
  * kernel faults the application's buffer in (through the server) around the call it makes
@@ -41,28 +55,17 @@ static int copy_through_mappings(int src_fd, const char *path)
 			perror("open/ftruncate copy");
 			return 1;
 		}
-		char *src = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, src_fd, 0);
-		if (src == MAP_FAILED) {
-			perror("mmap source");
+		if (fill_mapped(src_fd, len, k, 0) != 0)
 			return 1;
-		}
-		for (size_t i = 0; i < len; i += 512)
-			src[i] = (char)(i / 512 + k);
-		munmap(src, len);
 		/* a fresh mapping: its pages fault in during the write */
-		src = mmap(NULL, len, PROT_READ, MAP_SHARED, src_fd, 0);
+		char *src = mmap(NULL, len, PROT_READ, MAP_SHARED, src_fd, 0);
 		if (src == MAP_FAILED || pwrite(dst, src, len, 0) != (ssize_t)len) {
 			perror("pwrite from a mapping");
 			return 1;
 		}
-		char *back = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, src_fd, 0);
-		if (back == MAP_FAILED) {
-			perror("mmap destination");
+		if (fill_mapped(src_fd, len, k, 1) != 0)
 			return 1;
-		}
-		memset(back, 0, len);
-		munmap(back, len);
-		back = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, src_fd, 0);
+		char *back = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, src_fd, 0);
 		/* read(2) into a fresh mapping of the (now zeroed) source */
 		if (back == MAP_FAILED || pread(dst, back, len, 0) != (ssize_t)len) {
 			perror("pread into a mapping");
