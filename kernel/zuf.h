@@ -24,7 +24,6 @@
 #include "zuf_abi.h"
 
 #define ZUF_MAX_FS_TYPES	4
-#define ZUF_WINDOW_PAGES	(ZUF_WINDOW_SIZE >> PAGE_SHIFT)
 /*
  * The window's last 64 KiB are the channel's own bounce pages, mapped into the server once
  * and never unmapped: I/O up to that size is copied through them instead of mapping the
