@@ -5,9 +5,10 @@
  * A ZT opens /dev/zuf, ZUF_IOC_ZT_INIT binds the file to a CPU's channel, mmap at offset 0
  * maps the channel's operation buffer and mmap at ZUF_WINDOW_OFFSET its application window.
  * A VFS call picks the channel of the CPU it runs on, writes the request into the buffer,
- * maps the application's pages (or kernel pages) into the window, wakes the ZT and waits
- * killably. ZUF_IOC_ZT_WAIT returns the previous result and sleeps for the next operation.
- * Afterwards the window is zapped and the pages released. If the ZT's file is released (the
+ * copies up to 64 KiB of user data into the window's bounce pages or maps the application's
+ * pages (or kernel pages) into the window, wakes the ZT and waits killably. ZUF_IOC_ZT_WAIT
+ * returns the previous result and sleeps for the next operation. Afterwards a read's bounced
+ * bytes are copied out, or the mapped part of the window is zapped and the pages released. If the ZT's file is released (the
  * server died), the waiting call and every later one get -EIO.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
