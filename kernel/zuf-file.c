@@ -93,8 +93,6 @@ static ssize_t zuf_rw_reply(struct inode *inode, struct zuf_call *op, bool write
 	if (write && !zuf_apply_reply_attr(inode, &op->attr) &&
 	    *pos + op->out_len > i_size_read(inode))
 		i_size_write(inode, *pos + op->out_len);
-	if (write)
-		zuf_attr_stale(inode);	/* last, after the local size */
 	return op->out_len;
 }
 
@@ -123,14 +121,13 @@ static ssize_t zuf_rw_bounced(struct kiocb *iocb, struct iov_iter *iter, bool wr
 		return 0;
 	}
 	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
-	if (write)
-		zuf_attr_stale(inode);
 	if (io.fell_back) {
 		*fell_back = true;
 		return 0;
 	}
 	done = err ? err : zuf_rw_reply(inode, &op, write, append, n, pos);
 	if (write) {
+		zuf_attr_stale(inode);	/* last, after the reply's local size */
 		/* give back what was copied in and the server did not take */
 		iov_iter_revert(iter, io.copied - max_t(ssize_t, done, 0));
 	} else if (done > 0) {
@@ -191,8 +188,6 @@ static ssize_t zuf_rw_chunk(struct kiocb *iocb, struct iov_iter *iter, bool writ
 		op.flags |= ZUF_F_APPEND;
 
 	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
-	if (write)
-		zuf_attr_stale(inode);
 	if (!err) {
 		done = zuf_rw_reply(inode, &op, write, append, n, pos);
 		if (done < 0) {
@@ -200,6 +195,8 @@ static ssize_t zuf_rw_chunk(struct kiocb *iocb, struct iov_iter *iter, bool writ
 			done = 0;
 		}
 	}
+	if (write)
+		zuf_attr_stale(inode);	/* last, after the reply's local size */
 
 	if (user) {
 		zuf_io_put_user(&io, !write && done);
@@ -345,7 +342,6 @@ static long zuf_fallocate(struct file *file, int mode, loff_t offset, loff_t len
 				    0 : PAGE_ALIGN(offset + len) - (offset & PAGE_MASK), 1);
 	}
 	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
-	zuf_attr_stale(inode);
 	if (!err && !zuf_apply_reply_attr(inode, &op.attr) &&
 	    !(mode & FALLOC_FL_KEEP_SIZE) && offset + len > i_size_read(inode))
 		i_size_write(inode, offset + len);
