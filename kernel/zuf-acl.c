@@ -97,11 +97,10 @@ int zuf_set_acl(struct user_namespace *mnt_userns, struct inode *inode, struct p
 	}
 	err = zuf_store_acl(inode, acl, type);
 	if (!err && mode != inode->i_mode) {
-		struct zuf_setattr set = { .valid = ZUF_SET_MODE | ZUF_SET_CTIME, .mode = mode & 07777 };
+		/* the server stamps ctime, with the clock of its other stamps */
+		struct zuf_setattr set = { .valid = ZUF_SET_MODE, .mode = mode & 07777 };
 		struct zuf_call op = { .op = ZUF_OP_SETATTR, .ino = inode->i_ino, .set = &set };
-		struct timespec64 now = current_time(inode);
 
-		zuf_time_of(&set.ctime, &now);
 		err = zuf_attr_call(inode, &op);
 		zuf_attr_stale(inode);
 	}

@@ -261,11 +261,12 @@ int zuf_setattr(struct user_namespace *mnt_userns, struct dentry *dentry,
 		set.valid |= (iattr->ia_valid & ATTR_MTIME_SET) ? ZUF_SET_MTIME : ZUF_SET_MTIME_NOW;
 		zuf_time_of(&set.mtime, &iattr->ia_mtime);
 	}
-	if (iattr->ia_valid & ATTR_CTIME) {
-		set.valid |= ZUF_SET_CTIME;
-		zuf_time_of(&set.ctime, &iattr->ia_ctime);
-	}
-	if (!set.valid)
+	/*
+	 * ctime is never sent: the server stamps it with the clock it stamps mtime with, so a
+	 * change cannot show a ctime older than its mtime (the VFS's ia_ctime is the coarse
+	 * clock). A change of ctime alone is a SETATTR that sets nothing else.
+	 */
+	if (!set.valid && !(iattr->ia_valid & ATTR_CTIME))
 		return 0;
 
 	if (truncate) {
@@ -291,27 +292,30 @@ int zuf_setattr(struct user_namespace *mnt_userns, struct dentry *dentry,
 
 /*
  * The VFS's time update. file_update_time in a DAX write fault: stores through a mapping
- * never reach the server, so the fault asks it to stamp mtime and ctime, at most once per
- * clock tick as ext4-DAX does; the server keeps them (no dirty inode here), so what stat
- * shows survives a remount. touch_atime (readdir, readlink, mmap) changes nothing: zpmfs does
- * not record access times of reads (docs/DESIGN.md), and a SETATTR of atime alone would
- * also move ctime.
+ * never reach the server, so the fault asks it to stamp mtime and ctime with its own clock
+ * (the one every other change uses), and the server keeps them (no dirty inode here), so what
+ * stat shows survives a remount. The VFS asks when the inode's times differ from its coarse
+ * clock's @now, which the server's finer stamps always do; a stamp already inside @now's
+ * tick is enough, which keeps this to one SETATTR per tick as ext4-DAX has. touch_atime
+ * (readdir, readlink, mmap) changes nothing: zpmfs does not record access times of reads
+ * (docs/DESIGN.md), and a SETATTR of atime alone would also move ctime.
  */
+static bool zuf_stamped_in_tick(const struct timespec64 *t, const struct timespec64 *now)
+{
+	s64 ahead = timespec64_to_ns(t) - timespec64_to_ns(now);
+
+	return ahead >= 0 && ahead < TICK_NSEC;
+}
+
 int zuf_update_time(struct inode *inode, struct timespec64 *now, int flags)
 {
 	struct zuf_setattr set = {};
 	struct zuf_call op = { .op = ZUF_OP_SETATTR, .ino = inode->i_ino, .set = &set };
 	int err;
 
-	if (flags & S_MTIME) {
-		set.valid |= ZUF_SET_MTIME;
-		zuf_time_of(&set.mtime, now);
-	}
-	if (flags & S_CTIME) {
-		set.valid |= ZUF_SET_CTIME;
-		zuf_time_of(&set.ctime, now);
-	}
-	if (!set.valid)
+	if ((flags & S_MTIME) && !zuf_stamped_in_tick(&inode->i_mtime, now))
+		set.valid |= ZUF_SET_MTIME_NOW;	/* the server moves ctime with it */
+	else if (!(flags & S_CTIME) || zuf_stamped_in_tick(&inode->i_ctime, now))
 		return 0;
 	err = zuf_attr_call(inode, &op);
 	zuf_attr_stale(inode);

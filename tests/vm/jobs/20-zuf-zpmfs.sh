@@ -122,6 +122,20 @@ stat -c '%Y %Z' /mnt/pm/stamped > /tmp/stamped.times
 echo "$before $(cat /tmp/stamped.times)" | awk '{ exit !($3 > $1 && $4 > $2) }' ||
 	fail "a store through a mapping left mtime/ctime: before $before, after $(cat /tmp/stamped.times)"
 echo "a store through a mapping stamps mtime and ctime: ok ($before -> $(cat /tmp/stamped.times))"
+# Every change stamps ctime no earlier than mtime (fstests generic/423): both come from the
+# server's clock, never one from the kernel's coarse clock and one from the server's.
+xfs_io -f -c "pwrite -q 0 4096" /mnt/pm/ordered || fail "xfs_io pwrite"
+ctime_not_before_mtime() {
+	local m c	# seconds and nanoseconds as one number: %Y is whole seconds, %y has the fraction
+	m=$(stat -c '%Y %y' /mnt/pm/ordered | sed -E 's/^([0-9]+) [^.]*\.([0-9]{9}).*/\1\2/')
+	c=$(stat -c '%Z %z' /mnt/pm/ordered | sed -E 's/^([0-9]+) [^.]*\.([0-9]{9}).*/\1\2/')
+	[ "$c" -ge "$m" ] || fail "after $*: ctime $c (ns) before mtime $m"
+}
+truncate -s 100 /mnt/pm/ordered && ctime_not_before_mtime truncate
+touch -m /mnt/pm/ordered && ctime_not_before_mtime touch -m
+chmod 600 /mnt/pm/ordered && ctime_not_before_mtime chmod
+xfs_io -c "mmap -w 0 100" -c "mwrite -S 0x65 0 4" /mnt/pm/ordered && ctime_not_before_mtime mwrite
+echo "ctime never before mtime after truncate, touch -m, chmod, a mapped store: ok"
 
 step "umount, fsck, mount"
 # What stat shows now (from zuf.ko's attribute cache where it is fresh) must be what the
