@@ -7,6 +7,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/fs.h>
+#include <linux/fileattr.h>
 #include <linux/mm.h>
 #include <linux/slab.h>
 #include <linux/pagemap.h>
@@ -30,7 +31,7 @@ int zuf_check_attr(const struct zuf_attr *attr, u64 want_ino)
 	if (!attr->ino || (want_ino && attr->ino != want_ino) || !zuf_type_ok(attr->mode) ||
 	    (attr->mode & ~(S_IFMT | 07777)) || attr->size > MAX_LFS_FILESIZE ||
 	    attr->atime.nsec >= NSEC_PER_SEC || attr->mtime.nsec >= NSEC_PER_SEC ||
-	    attr->ctime.nsec >= NSEC_PER_SEC) {
+	    attr->ctime.nsec >= NSEC_PER_SEC || (attr->flags & ~ZUF_IFLAGS)) {
 		pr_warn_ratelimited("bad attributes from the server (ino %llu, wanted %llu, mode %o)\n",
 				    attr->ino, want_ino, attr->mode);
 		return -EIO;
@@ -57,6 +58,15 @@ void zuf_apply_attr(struct inode *inode, const struct zuf_attr *attr)
 	inode->i_atime = zuf_ts(&attr->atime);
 	inode->i_mtime = zuf_ts(&attr->mtime);
 	inode->i_ctime = zuf_ts(&attr->ctime);
+	/*
+	 * What the VFS enforces itself. S_SYNC and S_DIRSYNC stay off: every zpmfs change is
+	 * durable when the server answers, and they would only add fsync round trips.
+	 */
+	inode_set_flags(inode,
+			(attr->flags & FS_IMMUTABLE_FL ? S_IMMUTABLE : 0) |
+			(attr->flags & FS_APPEND_FL ? S_APPEND : 0) |
+			(attr->flags & FS_NOATIME_FL ? S_NOATIME : 0),
+			S_IMMUTABLE | S_APPEND | S_NOATIME);
 }
 
 /*
@@ -322,6 +332,39 @@ int zuf_update_time(struct inode *inode, struct timespec64 *now, int flags)
 	return err;
 }
 
+/* chattr's flags (FS_IOC_GETFLAGS, FS_IOC_FSGETXATTR): always the server's. */
+int zuf_fileattr_get(struct dentry *dentry, struct fileattr *fa)
+{
+	struct inode *inode = d_inode(dentry);
+	struct zuf_call op = { .op = ZUF_OP_GETATTR, .ino = inode->i_ino };
+	int err;
+
+	err = zuf_attr_call(inode, &op);
+	if (!err)
+		fileattr_fill_flags(fa, op.attr.flags);
+	return err;
+}
+
+/*
+ * Set chattr's flags. vfs_fileattr_set has checked the caller (owner, CAP_LINUX_IMMUTABLE for
+ * immutable and append-only) and holds the inode lock. Extent sizes, project ids and flags
+ * the server does not keep: EOPNOTSUPP, as ext4 answers for what it lacks.
+ */
+int zuf_fileattr_set(struct user_namespace *mnt_userns, struct dentry *dentry,
+		     struct fileattr *fa)
+{
+	struct inode *inode = d_inode(dentry);
+	struct zuf_setattr set = { .valid = ZUF_SET_FLAGS, .flags = fa->flags };
+	struct zuf_call op = { .op = ZUF_OP_SETATTR, .ino = inode->i_ino, .set = &set };
+	int err;
+
+	if (fileattr_has_fsx(fa) || (fa->flags & ~ZUF_IFLAGS))
+		return -EOPNOTSUPP;
+	err = zuf_attr_call(inode, &op);
+	zuf_attr_stale(inode);
+	return err;
+}
+
 void zuf_evict_inode(struct inode *inode)
 {
 	struct zuf_sb_info *sbi = ZUF_SB(inode->i_sb);
@@ -378,6 +421,8 @@ const struct inode_operations zuf_file_iops = {
 	.get_acl	= zuf_get_acl,
 	.set_acl	= zuf_set_acl,
 	.fiemap		= zuf_fiemap,
+	.fileattr_get	= zuf_fileattr_get,
+	.fileattr_set	= zuf_fileattr_set,
 };
 
 const struct inode_operations zuf_special_iops = {

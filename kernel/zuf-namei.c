@@ -329,4 +329,6 @@ const struct inode_operations zuf_dir_iops = {
 	.listxattr	= zuf_listxattr,
 	.get_acl	= zuf_get_acl,
 	.set_acl	= zuf_set_acl,
+	.fileattr_get	= zuf_fileattr_get,
+	.fileattr_set	= zuf_fileattr_set,
 };

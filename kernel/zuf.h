@@ -233,6 +233,10 @@ int zuf_attr_call(struct inode *inode, struct zuf_call *op);
 #define ZUF_ATTR_FRESH		1UL
 void zuf_attr_stale(struct inode *inode);
 int zuf_update_time(struct inode *inode, struct timespec64 *now, int flags);
+struct fileattr;
+int zuf_fileattr_get(struct dentry *dentry, struct fileattr *fa);
+int zuf_fileattr_set(struct user_namespace *mnt_userns, struct dentry *dentry,
+		     struct fileattr *fa);
 void zuf_evict_inode(struct inode *inode);
 int zuf_check_result(int result);
 

@@ -23,7 +23,7 @@
 #include <linux/types.h>
 #include <linux/ioctl.h>
 
-#define ZUF_ABI_VERSION		3
+#define ZUF_ABI_VERSION		4
 #define ZUF_DEVICE_NAME		"zuf"
 
 #define ZUF_FS_NAME_MAX		16	/* bytes of a filesystem type name, NUL included */
@@ -160,7 +160,12 @@ struct zuf_attr {
 	__u32 gid;
 	__u32 rdev;
 	__u32 blksize;
+	__u32 flags;			/* chattr's FS_*_FL, of ZUF_IFLAGS */
+	__u32 pad;
 };
+
+/* The chattr flags the server keeps: FS_SYNC, IMMUTABLE, APPEND, NODUMP, NOATIME, DIRSYNC. */
+#define ZUF_IFLAGS		0x000100f8
 
 #define ZUF_SET_MODE		0x01
 #define ZUF_SET_UID		0x02
@@ -171,6 +176,7 @@ struct zuf_attr {
 #define ZUF_SET_ATIME_NOW	0x40
 #define ZUF_SET_MTIME_NOW	0x80
 #define ZUF_SET_CTIME		0x100
+#define ZUF_SET_FLAGS		0x200	/* alone: set chattr's flags to .flags */
 
 struct zuf_setattr {
 	__u32 valid;			/* ZUF_SET_* */
@@ -181,6 +187,8 @@ struct zuf_setattr {
 	struct zuf_time atime;
 	struct zuf_time mtime;
 	struct zuf_time ctime;
+	__u32 flags;			/* with ZUF_SET_FLAGS */
+	__u32 pad;
 };
 
 struct zuf_statfs {

@@ -93,7 +93,7 @@ enum {
 	C_BAD_BLOCK,		/* GET_BLOCK outside the device or unaligned */
 	C_BAD_SEEK,		/* LLSEEK past MAX_LFS_FILESIZE */
 	C_BAD_INO,		/* attr.ino 0, unknown, foreign, the directory itself */
-	C_BAD_ATTR,		/* bad type, mode bits, size, nsec, nlink */
+	C_BAD_ATTR,		/* bad type, mode bits, size, nsec, nlink, chattr flags */
 	C_RETYPE,		/* a known inode with another type; a create reusing an inode */
 	C_BAD_DIRENT,		/* READDIR records: reclen, name_len, '/', ino 0, no progress, loop */
 	C_BAD_LINK,		/* READLINK: empty, too long, NUL inside */
@@ -387,7 +387,7 @@ static void bad_attr(struct zuf_op_buf *op)
 	uint32_t known = ns_mode(op->ino);
 
 	good_attr(&op->attr, op->ino ? op->ino : 2, known ? known : S_IFREG | 0644);
-	switch (rn(12)) {
+	switch (rn(13)) {
 	case 0:
 		op->attr.ino = 0;
 		count(C_BAD_INO);
@@ -433,6 +433,10 @@ static void bad_attr(struct zuf_op_buf *op)
 	case 10:
 		op->attr.ino = ~0ULL - rn(4);
 		count(C_BAD_INO);
+		break;
+	case 11:
+		op->attr.flags = ZUF_IFLAGS | 1U << (17 + rn(15));	/* chattr flags it cannot keep */
+		count(C_BAD_ATTR);
 		break;
 	default:
 		op->attr.mode = rn(2) ? S_IFLNK | 0777 : S_IFIFO | 0644;

@@ -6,6 +6,7 @@
 use crate::alloc::{current_cpu, Extent, Extents, Pool};
 use crate::error::{Error, Result};
 use crate::fs::Fs;
+use crate::iflags;
 use crate::inode::InodeState;
 use crate::layout::{Entry, BLOCK_SIZE};
 use crate::vfs::*;
@@ -211,6 +212,11 @@ impl Fs {
             FileKind::Directory => return Err(Error::IsDir),
             _ => return Err(Error::Invalid("write to a special file")),
         }
+        // Append-only: data goes at the end (an O_APPEND write), nowhere else.
+        iflags::check_mutable(st.flags)?;
+        if !append && offset != st.size {
+            iflags::check_pinned(st.flags)?;
+        }
         let at = if append { st.size } else { offset };
         let n = self.write_locked(&mut st, at, data)?;
         Ok((n, at))
@@ -263,6 +269,11 @@ impl Fs {
             FileKind::Regular => {}
             FileKind::Directory => return Err(Error::IsDir),
             _ => return Err(Error::Invalid("fallocate of a special file")),
+        }
+        // As vfs_fallocate: append-only allows only allocation that changes no data.
+        iflags::check_mutable(st.flags)?;
+        if !matches!(mode, FallocMode::Allocate { .. }) {
+            iflags::check_pinned(st.flags)?;
         }
         let first_full = offset.div_ceil(BLOCK_SIZE);
         let end_full = end / BLOCK_SIZE;
@@ -460,6 +471,9 @@ impl Fs {
             self.check_alive()?;
         }
         let r = self.inode(ino)?;
+        if for_write {
+            iflags::check_mutable(r.read().flags)?;
+        }
         let page = offset / BLOCK_SIZE;
         if let Some(b) = r.read().extents.lookup(page) {
             return Ok(Some(DataBlock { device_offset: b * BLOCK_SIZE }));

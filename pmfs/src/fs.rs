@@ -11,6 +11,7 @@ use crate::alloc::{current_cpu, default_reserve, Allocator, Extent, Pool};
 use crate::dir::{check_name, kind_code, DirSlot};
 use crate::error::{Error, Result};
 use crate::icache::InodeCache;
+use crate::iflags;
 use crate::inode::InodeState;
 use crate::itable::InodeTables;
 use crate::journal::Journals;
@@ -569,6 +570,17 @@ impl Fs {
         self.check_writable()?;
         let r = self.inode(ino)?;
         let mut st = r.write();
+        iflags::check_mutable(st.flags)?;
+        let explicit_time = |t: Option<TimeOrNow>| matches!(t, Some(TimeOrNow::At(_)));
+        if set.mode.is_some()
+            || set.uid.is_some()
+            || set.gid.is_some()
+            || set.size.is_some()
+            || explicit_time(set.atime)
+            || explicit_time(set.mtime)
+        {
+            iflags::check_pinned(st.flags)?;
+        }
         let now = Timespec::now();
         let mut entries = Vec::new();
         let mut size = st.size;
@@ -598,12 +610,34 @@ impl Fs {
             mode: st.kind.mode_bits() | set.mode.map_or(st.perm as u32, |m| m & 0o7777),
             uid: set.uid.unwrap_or(st.uid),
             gid: set.gid.unwrap_or(st.gid),
+            flags: st.flags,
             size,
             atime: pick(set.atime, st.atime),
             mtime,
             ctime: set.ctime.unwrap_or(now),
         });
         self.commit_in(&mut st, &entries, pool)?;
+        self.attr_of(&st)
+    }
+
+    /// Set chattr's `flags` (FS_IOC_SETFLAGS), as `caller`: see [`iflags::check_change`].
+    /// The rest of the inode stays; ctime moves.
+    pub fn set_flags(&self, ino: Ino, flags: u32, caller: Caller) -> Result<Attr> {
+        self.check_writable()?;
+        let r = self.inode(ino)?;
+        let mut st = r.write();
+        iflags::check_change(st.flags, flags, caller.uid == st.uid, caller.uid == 0)?;
+        let entry = Entry::Attr {
+            mode: st.kind.mode_bits() | st.perm as u32,
+            uid: st.uid,
+            gid: st.gid,
+            flags,
+            size: st.size,
+            atime: st.atime,
+            mtime: st.mtime,
+            ctime: Timespec::now(),
+        };
+        self.commit(&mut st, vec![entry])?;
         self.attr_of(&st)
     }
 
@@ -631,6 +665,7 @@ impl Fs {
         if pst.dir.as_ref().is_some_and(|d| d.get(name).is_some()) {
             return Err(Error::Exists);
         }
+        iflags::check_mutable(pst.flags)?;
         if kind == FileKind::Directory && pst.links() >= LINK_MAX {
             return Err(Error::TooManyLinks);
         }
@@ -691,6 +726,7 @@ impl Fs {
             if pst.nlink == 0 {
                 return Err(Error::NotFound);
             }
+            iflags::check_mutable(pst.flags)?;
             new_owner(&pst, FileKind::Regular, mode, caller)
         };
         let (ino, off) = self.itables.allocate(&self.pm, &self.alloc, current_cpu())?;
@@ -807,7 +843,9 @@ impl Fs {
             if p.nlink == 0 {
                 return Err(Error::NotFound);
             }
+            iflags::check_mutable(p.flags)?;
         }
+        iflags::check_pinned(l.get(ino).flags)?;
         let (kind, nlink) = {
             let s = l.get(ino);
             (s.kind, s.nlink)
@@ -865,6 +903,7 @@ impl Fs {
             return Err(Error::Invalid("unlink of . or .."));
         }
         let (mut l, slot) = self.lock_parent_child(parent, name)?;
+        check_removable(&mut l, parent, slot.ino)?;
         if slot.kind == FileKind::Directory {
             return Err(Error::IsDir);
         }
@@ -881,6 +920,7 @@ impl Fs {
             return Err(Error::NotEmpty);
         }
         let (mut l, slot) = self.lock_parent_child(parent, name)?;
+        check_removable(&mut l, parent, slot.ino)?;
         if slot.kind != FileKind::Directory {
             return Err(Error::NotDir);
         }
@@ -999,6 +1039,11 @@ impl Fs {
         let src_dir = src.kind == FileKind::Directory;
         if l.get(new_parent).nlink == 0 {
             return Err(Error::NotFound);
+        }
+        check_removable(l, parent, src.ino)?;
+        match dst {
+            Some(d) => check_removable(l, new_parent, d.ino)?,
+            None => iflags::check_mutable(l.get(new_parent).flags)?,
         }
         if let (Some(d), false) = (dst, flags.exchange) {
             let dst_dir = d.kind == FileKind::Directory;
@@ -1209,6 +1254,13 @@ impl Fs {
             name_max: NAME_MAX as u32,
         })
     }
+}
+
+/// A name of `victim` in `dir` may go (unlink, rmdir, rename from or over it): neither the
+/// directory nor the inode is immutable or append-only (the VFS's `may_delete`).
+fn check_removable(l: &mut Locked, dir: Ino, victim: Ino) -> Result<()> {
+    iflags::check_pinned(l.get(dir).flags)?;
+    iflags::check_pinned(l.get(victim).flags)
 }
 
 /// The permission bits and group of a new inode of `kind` in directory `pst`: a setgid

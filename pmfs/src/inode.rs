@@ -95,6 +95,8 @@ pub struct InodeState {
     pub perm: u16,
     pub uid: u32,
     pub gid: u32,
+    /// chattr's flags ([`crate::iflags`]).
+    pub flags: u32,
     /// Explicit link count (files); directories compute theirs from subdirectories.
     pub nlink: u32,
     pub size: u64,
@@ -125,6 +127,7 @@ impl InodeState {
             perm: (c.mode & 0o7777) as u16,
             uid: c.uid,
             gid: c.gid,
+            flags: 0,
             nlink: 1,
             size: 0,
             atime: c.time,
@@ -171,6 +174,7 @@ impl InodeState {
             nlink: self.links(),
             uid: self.uid,
             gid: self.gid,
+            flags: self.flags,
             rdev,
             blksize: BLOCK_SIZE as u32,
         }
@@ -199,7 +203,7 @@ impl InodeState {
             return Err(Error::Corrupt(format!("inode {}: an xattr value is cut short", self.ino)));
         }
         match e {
-            Entry::Attr { mode, uid, gid, size, atime, mtime, ctime } => {
+            Entry::Attr { mode, uid, gid, flags, size, atime, mtime, ctime } => {
                 if *size > MAX_FILE_SIZE {
                     return Err(Error::Corrupt(format!(
                         "inode {}: size {size} is past the largest file",
@@ -209,6 +213,7 @@ impl InodeState {
                 self.perm = (*mode & 0o7777) as u16;
                 self.uid = *uid;
                 self.gid = *gid;
+                self.flags = *flags;
                 if *size != self.size {
                     let keep = size.div_ceil(BLOCK_SIZE);
                     self.extents.remove_with(keep, u64::MAX - keep, freed);
@@ -318,6 +323,7 @@ impl InodeState {
             mode: self.kind.mode_bits() | self.perm as u32,
             uid: self.uid,
             gid: self.gid,
+            flags: self.flags,
             size,
             atime: self.atime,
             mtime: now,
@@ -364,6 +370,7 @@ impl InodeState {
             mode: self.kind.mode_bits() | self.perm as u32,
             uid: self.uid,
             gid: self.gid,
+            flags: self.flags,
             size: self.size,
             atime: self.atime,
             mtime: self.mtime,

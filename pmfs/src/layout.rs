@@ -477,8 +477,18 @@ pub mod kind {
 /// the crc field zero.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
-    /// Attributes after a setattr (len 72): mode@8 uid@12 gid@16 size@24 atime@32 mtime@44 ctime@56.
-    Attr { mode: u32, uid: u32, gid: u32, size: u64, atime: Timespec, mtime: Timespec, ctime: Timespec },
+    /// Attributes after a setattr (len 72): mode@8 uid@12 gid@16 flags@20 (chattr's, see
+    /// [`crate::iflags`]; 0 in images made before them) size@24 atime@32 mtime@44 ctime@56.
+    Attr {
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        flags: u32,
+        size: u64,
+        atime: Timespec,
+        mtime: Timespec,
+        ctime: Timespec,
+    },
     /// File pages [pgoff, pgoff+nblocks) now live in blocks [block, block+nblocks) (len 56):
     /// pgoff@8 block@16 nblocks@24 size@32 (file size after the write) mtime@40.
     Write { pgoff: u64, block: u64, nblocks: u32, size: u64, mtime: Timespec },
@@ -561,10 +571,11 @@ impl Entry {
     pub fn encode_to(&self, b: &mut [u8]) {
         let mut b = b;
         let k = match self {
-            Entry::Attr { mode, uid, gid, size, atime, mtime, ctime } => {
+            Entry::Attr { mode, uid, gid, flags, size, atime, mtime, ctime } => {
                 put32(&mut b, 8, *mode);
                 put32(&mut b, 12, *uid);
                 put32(&mut b, 16, *gid);
+                put32(&mut b, 20, *flags);
                 put64(&mut b, 24, *size);
                 put_time(&mut b, 32, *atime);
                 put_time(&mut b, 44, *mtime);
@@ -654,10 +665,15 @@ impl Entry {
         let e = match b[0] {
             kind::ATTR => {
                 need(72)?;
+                let flags = u32_at(b, 20);
+                if flags & !crate::iflags::SUPPORTED != 0 {
+                    return Err(bad("attribute flags zpmfs does not know"));
+                }
                 Entry::Attr {
                     mode: u32_at(b, 8),
                     uid: u32_at(b, 12),
                     gid: u32_at(b, 16),
+                    flags,
                     size: u64_at(b, 24),
                     atime: time_at(b, 32),
                     mtime: time_at(b, 44),
@@ -770,7 +786,16 @@ mod tests {
     fn every_entry_kind_round_trips() {
         let t = Timespec { sec: 5, nsec: 6 };
         let all = vec![
-            Entry::Attr { mode: 0o100644, uid: 1, gid: 2, size: 3, atime: t, mtime: t, ctime: t },
+            Entry::Attr {
+                mode: 0o100644,
+                uid: 1,
+                gid: 2,
+                flags: crate::iflags::APPEND,
+                size: 3,
+                atime: t,
+                mtime: t,
+                ctime: t,
+            },
             Entry::Write { pgoff: 9, block: 100, nblocks: 3, size: 40000, mtime: t },
             Entry::Punch { pgoff: 1, npages: 2, mtime: t },
             Entry::Link { nlink: 3, ctime: t },

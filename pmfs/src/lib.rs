@@ -20,6 +20,7 @@ pub mod format;
 pub mod fs;
 pub mod fsck;
 mod icache;
+pub mod iflags;
 pub mod inode;
 pub mod itable;
 pub mod journal;

@@ -128,6 +128,8 @@ pub struct Attr {
     pub nlink: u32,
     pub uid: u32,
     pub gid: u32,
+    /// chattr's flags ([`crate::iflags`]).
+    pub flags: u32,
     pub rdev: u32,
     /// Preferred I/O size.
     pub blksize: u32,

@@ -31,6 +31,7 @@ impl Fs {
         }
         let r = self.inode(ino)?;
         let mut st = r.write();
+        crate::iflags::check_pinned(st.flags)?;
         let exists = st.xattrs.contains_key(name);
         if flags.create && exists {
             return Err(Error::Exists);
@@ -67,6 +68,7 @@ impl Fs {
         check_xattr_name(name)?;
         let r = self.inode(ino)?;
         let mut st = r.write();
+        crate::iflags::check_pinned(st.flags)?;
         if !st.xattrs.contains_key(name) {
             return Err(Error::NoAttr);
         }

@@ -521,3 +521,39 @@ fn collapse_and_insert_range_move_the_data_and_keep_every_block_once() {
     assert!(read_all(&fs, f) == model);
     img.unmount_and_fsck(fs);
 }
+
+#[test]
+fn chattr_flags_hold_after_compaction_a_crash_and_a_remount() {
+    use pmfs::iflags::{APPEND, IMMUTABLE, NODUMP};
+    let img = Image::new("chattr-flags", 64 << 20);
+    let fs = img.mount();
+    let log = create(&fs, ROOT_INO, "log");
+    let frozen = create(&fs, ROOT_INO, "frozen");
+    // Only root sets immutable or append-only; the owner may set the others.
+    assert_eq!(fs.set_flags(log, APPEND, ME).unwrap_err(), Error::NotPermitted);
+    fs.set_flags(log, APPEND | NODUMP, Caller::ROOT).unwrap();
+    fs.set_flags(frozen, IMMUTABLE, Caller::ROOT).unwrap();
+    assert_eq!(fs.set_flags(log, 0x4, Caller::ROOT).unwrap_err(), Error::NotSupported); // compress
+                                                                                        // Appends, enough of them that the log is compacted (a snapshot keeps the flags).
+    for i in 0..300u32 {
+        fs.write(log, 0, &i.to_le_bytes(), true).unwrap();
+    }
+    assert_eq!(fs.write(log, 0, b"over", false).unwrap_err(), Error::NotPermitted);
+    assert_eq!(fs.write(frozen, 0, b"x", true).unwrap_err(), Error::NotPermitted);
+    assert_eq!(fs.unlink(ROOT_INO, b"log").unwrap_err(), Error::NotPermitted);
+    assert_eq!(
+        fs.setattr(frozen, &SetAttr { mode: Some(0o600), ..Default::default() }).unwrap_err(),
+        Error::NotPermitted
+    );
+    drop(fs); // a crash: no unmount
+    let fs = img.mount();
+    assert_eq!(fs.getattr(log).unwrap().flags, APPEND | NODUMP);
+    assert_eq!(fs.getattr(log).unwrap().size, 1200);
+    assert_eq!(fs.getattr(frozen).unwrap().flags, IMMUTABLE);
+    fs.set_flags(frozen, 0, Caller::ROOT).unwrap();
+    fs.unlink(ROOT_INO, b"frozen").unwrap();
+    img.unmount_and_fsck(fs);
+    let fs = img.mount();
+    assert_eq!(fs.getattr(log).unwrap().flags, APPEND | NODUMP);
+    img.unmount_and_fsck(fs);
+}

@@ -76,6 +76,7 @@ fn symlink_size_past_the_limit_is_an_error_not_an_allocation() {
         mode: libc::S_IFLNK | 0o777,
         uid: 0,
         gid: 0,
+        flags: 0,
         size: 1 << 31,
         atime: t,
         mtime: t,

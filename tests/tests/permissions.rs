@@ -652,3 +652,81 @@ fn new_files_get_their_creators_ids_and_the_umask_and_keep_them() {
     c.may_not(a, "writes a 0600 file of another user after the remount", "echo >> w/n077", Refused::Eacces);
     c.done("creators and umask");
 }
+
+/// The flags `lsattr -d` shows for each of `names` (its dashes left out), space-separated.
+fn lsattr(t: &TestFs, names: &str) -> String {
+    let out = as_user(None, &t.mnt, &format!("lsattr -d {names}"));
+    assert!(out.success(), "lsattr: {}", out.text());
+    let flags: Vec<String> =
+        out.stdout.lines().filter_map(|l| l.split_whitespace().next()).map(|f| f.replace('-', "")).collect();
+    flags.join(" ")
+}
+
+#[test]
+fn immutable_and_append_only_files_refuse_what_chattr_says_even_to_root() {
+    require_tool("chattr");
+    require_tool("lsattr");
+    let t = shared_fs("perm-chattr");
+    let mut c = Checks::new(&t);
+    c.setup(
+        "echo data > frozen; echo log > journal; mkdir sealed ad; echo x > sealed/in; echo y > ad/old
+         chown 4001:4001 frozen journal
+         chattr +i frozen sealed; chattr +a journal ad; chattr +d journal",
+    );
+    let a = Some(&ALICE);
+    // chattr's flags are root's to set (CAP_LINUX_IMMUTABLE), and stay as set.
+    c.may_not(a, "sets immutable on its own file", "chattr +i journal", Refused::Eperm);
+    let ctime = |c: &Checks| fs::metadata(c.t.path("frozen")).map(|m| (m.ctime(), m.ctime_nsec())).unwrap();
+    let before = ctime(&c);
+    c.may(a, "sets nodump on its own file", "chattr +d frozen && chattr -d frozen");
+    // The server moved ctime; stat must show it, not what the kernel had cached.
+    c.record(ctime(&c) > before, format!("ctime after chattr: {:?}, not after {before:?}", ctime(&c)));
+    c.expect("lsattr's flags", lsattr(&t, "frozen journal sealed ad"), "i ad i a".to_string());
+    // Immutable: nothing changes, for root neither.
+    for (what, script) in [
+        ("writes to an immutable file", "echo more >> frozen"),
+        ("truncates an immutable file", "truncate -s 0 frozen"),
+        ("chmods an immutable file", "chmod 600 frozen"),
+        ("chowns an immutable file", "chown 0 frozen"),
+        ("touches an immutable file", "touch frozen"),
+        ("sets an xattr on an immutable file", "setfattr -n user.a -v 1 frozen"),
+        ("removes an immutable file", "rm -f frozen"),
+        ("renames an immutable file", "mv frozen thawed"),
+        ("links an immutable file", "ln frozen frozen2"),
+        ("creates in an immutable directory", "touch sealed/new"),
+        ("removes from an immutable directory", "rm -f sealed/in"),
+        ("renames out of an immutable directory", "mv sealed/in moved"),
+    ] {
+        c.may_not(None, what, script, Refused::Eperm);
+    }
+    c.may(None, "reads an immutable file", "test \"$(cat frozen)\" = data");
+    c.may(None, "writes an existing file in an immutable directory", "echo new > sealed/in");
+    // Append-only: appending works, nothing else that changes data or names.
+    c.may(a, "appends to its append-only file", "echo more >> journal");
+    for (what, script) in [
+        ("overwrites an append-only file", "echo over > journal"),
+        (
+            "writes inside an append-only file",
+            "dd if=/dev/zero of=journal bs=1 count=1 conv=notrunc status=none",
+        ),
+        ("truncates an append-only file", "truncate -s 0 journal"),
+        ("chmods an append-only file", "chmod 600 journal"),
+        ("removes an append-only file", "rm -f journal"),
+        ("removes from an append-only directory", "rm -f ad/old"),
+    ] {
+        c.may_not(None, what, script, Refused::Eperm);
+    }
+    c.may(None, "creates in an append-only directory", "touch ad/new");
+    c.expect(
+        "the append-only file",
+        fs::read_to_string(t.path("journal")).unwrap_or_default(),
+        "log\nmore\n".into(),
+    );
+    // Cleared, everything works again; the flags lived through a remount before that.
+    t.unmount();
+    let out = t.try_mount(&["-o", "allow_other"]);
+    assert!(out.success(), "mount again: {}", out.text());
+    c.expect("lsattr after a remount", lsattr(&t, "frozen ad"), "i a".to_string());
+    c.may(None, "clears the flags and then changes everything", "chattr -i frozen sealed && chattr -a journal ad && rm frozen journal sealed/in ad/old && rmdir sealed");
+    c.done("chattr flags");
+}

@@ -66,7 +66,8 @@ MODULES+=(${EXTRA_MODULES:-})
 BINS=(/bin/bash /bin/kmod /usr/bin/ndctl /usr/bin/daxctl
 	/sbin/mke2fs /sbin/e2fsck /sbin/tune2fs /sbin/dumpe2fs /sbin/debugfs /sbin/resize2fs
 	/sbin/mkfs.xfs /usr/sbin/xfs_io /sbin/xfs_repair /usr/sbin/xfs_db
-	/usr/bin/numactl /usr/bin/setfattr /usr/bin/getfattr /usr/bin/setfacl /usr/bin/getfacl)
+	/usr/bin/numactl /usr/bin/setfattr /usr/bin/getfattr /usr/bin/setfacl /usr/bin/getfacl
+	/usr/bin/chattr /usr/bin/lsattr)
 # shellcheck disable=SC2206
 EXTRA=(${EXTRA_BINS:-})
 # Debian packages whose files go into the guest: their versions are part of the stamp.

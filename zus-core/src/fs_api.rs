@@ -32,6 +32,8 @@ pub trait ZusFs: Send + Sync {
     fn lookup(&self, parent: Ino, name: &[u8]) -> Result<Attr>;
     fn getattr(&self, ino: Ino) -> Result<Attr>;
     fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr>;
+    /// Set chattr's flags (FS_IOC_SETFLAGS values, pmfs::iflags), as `caller`.
+    fn set_flags(&self, ino: Ino, flags: u32, caller: Caller) -> Result<Attr>;
     /// Create a non-directory inode; `mode` holds the type bits.
     fn mknod(&self, parent: Ino, name: &[u8], mode: u32, rdev: u32, caller: Caller) -> Result<Attr>;
     fn mkdir(&self, parent: Ino, name: &[u8], mode: u32, caller: Caller) -> Result<Attr>;

@@ -29,6 +29,9 @@ impl ZusFs for pmfs::Fs {
     fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
         pmfs::Fs::setattr(self, ino, set)
     }
+    fn set_flags(&self, ino: Ino, flags: u32, caller: Caller) -> Result<Attr> {
+        pmfs::Fs::set_flags(self, ino, flags, caller)
+    }
     fn mknod(&self, parent: Ino, name: &[u8], mode: u32, rdev: u32, caller: Caller) -> Result<Attr> {
         pmfs::Fs::mknod(self, parent, name, mode, rdev, caller)
     }

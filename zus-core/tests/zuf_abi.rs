@@ -23,8 +23,8 @@ int main(void) {
   S(zuf_pmem_fd) O(zuf_pmem_fd, fd)
   S(zuf_zt_init) S(zuf_zt_wait) O(zuf_zt_wait, prev_len)
   S(zuf_time) S(zuf_attr) O(zuf_attr, atime) O(zuf_attr, mtime) O(zuf_attr, ctime) O(zuf_attr, mode)
-  O(zuf_attr, nlink) O(zuf_attr, uid) O(zuf_attr, gid) O(zuf_attr, rdev) O(zuf_attr, blksize)
-  S(zuf_setattr) O(zuf_setattr, size) O(zuf_setattr, atime) O(zuf_setattr, ctime)
+  O(zuf_attr, nlink) O(zuf_attr, uid) O(zuf_attr, gid) O(zuf_attr, rdev) O(zuf_attr, blksize) O(zuf_attr, flags)
+  S(zuf_setattr) O(zuf_setattr, size) O(zuf_setattr, atime) O(zuf_setattr, ctime) O(zuf_setattr, flags)
   S(zuf_statfs) O(zuf_statfs, ffree) O(zuf_statfs, bsize) O(zuf_statfs, namelen)
   S(zuf_extent) O(zuf_extent, physical) O(zuf_extent, length) O(zuf_extent, flags)
   S(zuf_dirent) O(zuf_dirent, next_offset) O(zuf_dirent, reclen) O(zuf_dirent, type) O(zuf_dirent, name_len)
@@ -46,7 +46,7 @@ int main(void) {
   C(ZUF_OP_EVICT) C(ZUF_OP_FIEMAP) C(ZUF_OP_TMPFILE) C(ZUF_OP_MAX) C(ZUF_EXTENT_LAST)
   C(ZUF_F_APPEND) C(ZUF_F_DATASYNC) C(ZUF_F_FOR_WRITE) C(ZUF_F_RENAME_NOREPLACE) C(ZUF_F_RENAME_EXCHANGE) C(ZUF_F_RENAME_WHITEOUT)
   C(ZUF_SET_MODE) C(ZUF_SET_UID) C(ZUF_SET_GID) C(ZUF_SET_SIZE) C(ZUF_SET_ATIME) C(ZUF_SET_MTIME)
-  C(ZUF_SET_ATIME_NOW) C(ZUF_SET_MTIME_NOW) C(ZUF_SET_CTIME)
+  C(ZUF_SET_ATIME_NOW) C(ZUF_SET_MTIME_NOW) C(ZUF_SET_CTIME) C(ZUF_SET_FLAGS) C(ZUF_IFLAGS)
   return 0;
 }
 "#;
@@ -130,10 +130,12 @@ fn zuf_abi_matches_the_c_header() {
     off!(ZufAttr, gid, "zuf_attr");
     off!(ZufAttr, rdev, "zuf_attr");
     off!(ZufAttr, blksize, "zuf_attr");
+    off!(ZufAttr, flags, "zuf_attr");
     size!(ZufSetattr, "zuf_setattr");
     off!(ZufSetattr, size, "zuf_setattr");
     off!(ZufSetattr, atime, "zuf_setattr");
     off!(ZufSetattr, ctime, "zuf_setattr");
+    off!(ZufSetattr, flags, "zuf_setattr");
     size!(ZufStatfs, "zuf_statfs");
     off!(ZufStatfs, ffree, "zuf_statfs");
     off!(ZufStatfs, bsize, "zuf_statfs");
@@ -233,9 +235,16 @@ fn zuf_abi_matches_the_c_header() {
         ("ZUF_SET_ATIME_NOW", ZUF_SET_ATIME_NOW as u64),
         ("ZUF_SET_MTIME_NOW", ZUF_SET_MTIME_NOW as u64),
         ("ZUF_SET_CTIME", ZUF_SET_CTIME as u64),
+        ("ZUF_SET_FLAGS", ZUF_SET_FLAGS as u64),
+        ("ZUF_IFLAGS", ZUF_IFLAGS as u64),
     ] {
         check(name, v);
     }
     // Everything the probe printed was compared.
     assert_eq!(checked, c.len(), "the probe printed facts this test does not check");
+}
+
+#[test]
+fn the_chattr_flags_zuf_carries_are_the_ones_pmfs_keeps() {
+    assert_eq!(ZUF_IFLAGS, pmfs::iflags::SUPPORTED);
 }

@@ -243,3 +243,31 @@ fn rename_whiteout_leaves_a_whiteout_at_the_old_name() {
     rename.flags = 0x80;
     assert_eq!(run(&fs, &mut rename, &mut window), -libc::EINVAL);
 }
+
+/// chattr over zuf.ko: a SETATTR of ZUF_SET_FLAGS alone sets them and answers them in the
+/// attributes; mixed with other attributes, or a flag zpmfs does not keep, it is refused.
+#[test]
+fn setattr_of_chattr_flags_sets_them_alone() {
+    let (_img, fs) = fresh("chattr");
+    let mut window = anonymous(ZUF_WINDOW_SIZE as usize).unwrap();
+    let mut create = named(op::MKNOD, 1, "f");
+    create.mode = libc::S_IFREG | 0o644;
+    assert_eq!(run(&fs, &mut create, &mut window), 0);
+    let ino = create.attr.ino;
+    let mut set = blank(op::SETATTR, ino);
+    set.set.valid = ZUF_SET_FLAGS;
+    set.set.flags = pmfs::iflags::APPEND | pmfs::iflags::NODUMP;
+    assert_eq!(run(&fs, &mut set, &mut window), 0);
+    assert_eq!(set.attr.flags, pmfs::iflags::APPEND | pmfs::iflags::NODUMP);
+    assert_eq!(fs.getattr(ino).unwrap().flags, set.set.flags);
+    set.set.valid = ZUF_SET_FLAGS | ZUF_SET_MODE;
+    assert_eq!(run(&fs, &mut set, &mut window), -libc::EINVAL);
+    set.set.valid = ZUF_SET_FLAGS;
+    set.set.flags = 0x4; // compress
+    assert_eq!(run(&fs, &mut set, &mut window), -libc::EOPNOTSUPP);
+    // Append-only refuses a write that is not an append (the file is empty: not at 100).
+    let mut write = blank(op::WRITE, ino);
+    write.offset = 100;
+    write.len = 4;
+    assert_eq!(run(&fs, &mut write, &mut window), -libc::EPERM);
+}

@@ -137,6 +137,21 @@ chmod 600 /mnt/pm/ordered && ctime_not_before_mtime chmod
 xfs_io -c "mmap -w 0 100" -c "mwrite -S 0x65 0 4" /mnt/pm/ordered && ctime_not_before_mtime mwrite
 echo "ctime never before mtime after truncate, touch -m, chmod, a mapped store: ok"
 
+step "chattr: immutable and append-only"
+# The VFS enforces them from the inode flags zuf.ko sets from the server's attributes.
+echo data > /mnt/pm/frozen && echo log > /mnt/pm/journal || fail "create for chattr"
+chattr +i /mnt/pm/frozen && chattr +a /mnt/pm/journal || fail "chattr +i / +a"
+(echo more >> /mnt/pm/frozen) 2>/dev/null && fail "wrote to an immutable file"
+rm -f /mnt/pm/frozen 2>/dev/null; [ -e /mnt/pm/frozen ] || fail "removed an immutable file"
+touch /mnt/pm/frozen 2>/dev/null && fail "touched an immutable file"
+echo more >> /mnt/pm/journal || fail "appending to an append-only file"
+(echo over > /mnt/pm/journal) 2>/dev/null && fail "overwrote an append-only file"
+[ "$(cat /mnt/pm/journal)" = "$(printf 'log\nmore')" ] || fail "append-only file: $(cat /mnt/pm/journal)"
+lsattr_of() { lsattr -d "$1" | awk '{ gsub("-", "", $1); print $1 }'; }
+[ "$(lsattr_of /mnt/pm/frozen) $(lsattr_of /mnt/pm/journal)" = "i a" ] ||
+	fail "lsattr: $(lsattr -d /mnt/pm/frozen /mnt/pm/journal)"
+echo "chattr +i refuses write, rm and touch; +a allows only appending; lsattr shows them"
+
 step "umount, fsck, mount"
 # What stat shows now (from zuf.ko's attribute cache where it is fresh) must be what the
 # server has: after the remount every attribute comes from it.
@@ -153,6 +168,10 @@ echo "stat of $(wc -l </tmp/stat.after) files before the remount equals the serv
 [ "$(stat -c '%Y %Z' /mnt/pm/stamped)" = "$(cat /tmp/stamped.times)" ] ||
 	fail "times stamped by a mapped store after remount: $(stat -c '%Y %Z' /mnt/pm/stamped), not $(cat /tmp/stamped.times)"
 getfacl -cp /mnt/pm/copy/a/f7 | cmp -s - /tmp/acl.f7 || fail "ACL after remount: $(getfacl -cp /mnt/pm/copy/a/f7)"
+[ "$(lsattr_of /mnt/pm/frozen) $(lsattr_of /mnt/pm/journal)" = "i a" ] ||
+	fail "lsattr after remount: $(lsattr -d /mnt/pm/frozen /mnt/pm/journal)"
+chattr -i /mnt/pm/frozen && chattr -a /mnt/pm/journal && rm /mnt/pm/frozen /mnt/pm/journal ||
+	fail "chattr -i / -a and rm"
 
 step "shutdown ioctl (fstests' godown)"
 printf 'before shutdown\n' > /mnt/pm/durable || fail "write before shutdown"

@@ -11,6 +11,7 @@ use std::time::Duration;
 use fuser::{Errno, INodeNo, Notifier};
 
 use super::convert::{self, errno, Seek, XattrAnswer};
+use super::fileattr;
 use super::pin;
 use crate::fs_api::{Attr, Caller, DirEntry, SetAttr, StatFs, ZusFs};
 
@@ -182,15 +183,21 @@ impl<F: ZusFs + 'static> Handlers<F> {
         if perm & kill != 0 {
             let set = crate::fs_api::SetAttr { mode: Some(perm & !kill), ..Default::default() };
             self.fs.setattr(ino, &set)?;
-            // The kernel changed nothing itself and keeps the old mode cached for the
-            // attribute timeout: tell it to ask again (offset -1: attributes only, no data).
-            if let Some(n) = self.notifier.get() {
-                if let Err(e) = n.inval_inode(INodeNo(ino), -1, 0) {
-                    log::warn!("inode {ino}: cannot invalidate the kernel's attributes: {e}");
-                }
-            }
+            // The kernel changed nothing itself and keeps the old mode cached.
+            self.invalidate_attributes(ino);
         }
         Ok(())
+    }
+
+    /// The kernel keeps an inode's attributes for the attribute timeout: after a change it
+    /// did not make itself (and so did not note), tell it to ask again (offset -1:
+    /// attributes only, no data).
+    fn invalidate_attributes(&self, ino: u64) {
+        if let Some(n) = self.notifier.get() {
+            if let Err(e) = n.inval_inode(INodeNo(ino), -1, 0) {
+                log::warn!("inode {ino}: cannot invalidate the kernel's attributes: {e}");
+            }
+        }
     }
 
     /// Drop the file's capabilities (security.capability), as file_remove_privs does on every
@@ -342,6 +349,16 @@ impl<F: ZusFs + 'static> Handlers<F> {
 
     pub fn open(&self, ino: u64, flags: i32) -> OpResult<Opened> {
         self.pin.pin_current();
+        // The kernel knows nothing of chattr's flags over FUSE: immutable and append-only
+        // files refuse opens that would write other than by appending.
+        let write = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let attr = fs_err(self.fs.getattr(ino))?;
+        fs_err(pmfs::iflags::check_open(
+            attr.flags,
+            write,
+            flags & libc::O_APPEND != 0,
+            flags & libc::O_TRUNC != 0,
+        ))?;
         fs_err(self.fs.open(ino))?;
         Ok(Opened { fh: self.new_fh(flags), open_flags: self.fopen_flags() })
     }
@@ -504,19 +521,50 @@ impl<F: ZusFs + 'static> Handlers<F> {
         Ok(())
     }
 
-    /// The shutdown ioctl XFS and ext4 share (_IOR('X', 125, u32), fstests' godown), for
-    /// root: every later call fails with EIO until unmount (its flag needs no work: every
-    /// call was durable when it returned). Other ioctls: ENOTTY.
-    pub fn ioctl(&self, uid: u32, cmd: u32) -> OpResult<()> {
-        if cmd != IOC_GOINGDOWN {
-            return Err(Errno::ENOTTY);
+    /// The ioctls zpmfs answers; the bytes to reply with (at most `out_size`). The shutdown
+    /// ioctl XFS and ext4 share (_IOR('X', 125, u32), fstests' godown), for root: every later
+    /// call fails with EIO until unmount (its flag needs no work: every call was durable
+    /// when it returned). chattr's flags, plain and as fsxattr. Other ioctls: ENOTTY.
+    pub fn ioctl(
+        &self,
+        caller: Caller,
+        ino: u64,
+        cmd: u32,
+        input: &[u8],
+        out_size: u32,
+    ) -> OpResult<Vec<u8>> {
+        let out: Vec<u8> = match cmd {
+            IOC_GOINGDOWN => {
+                if caller.uid != 0 {
+                    return Err(Errno::EPERM);
+                }
+                log::warn!("shut down by ioctl: every call fails with EIO until unmount");
+                self.fs.shutdown();
+                Vec::new()
+            }
+            c if fileattr::GETFLAGS.contains(&c) => {
+                fs_err(self.fs.getattr(ino))?.flags.to_le_bytes().to_vec()
+            }
+            c if fileattr::SETFLAGS.contains(&c) => {
+                let word = input.get(..4).ok_or(Errno::EINVAL)?;
+                let flags = u32::from_le_bytes(word.try_into().expect("4 bytes"));
+                fs_err(self.fs.set_flags(ino, flags, caller))?;
+                self.invalidate_attributes(ino); // ctime moved
+                Vec::new()
+            }
+            fileattr::FSGETXATTR => fileattr::fsxattr_of(fs_err(self.fs.getattr(ino))?.flags).to_vec(),
+            fileattr::FSSETXATTR => {
+                let old = fs_err(self.fs.getattr(ino))?.flags;
+                fs_err(self.fs.set_flags(ino, fileattr::flags_of_fsxattr(input, old)?, caller))?;
+                self.invalidate_attributes(ino);
+                Vec::new()
+            }
+            _ => return Err(Errno::ENOTTY),
+        };
+        if out.len() > out_size as usize {
+            return Err(Errno::EINVAL);
         }
-        if uid != 0 {
-            return Err(Errno::EPERM);
-        }
-        log::warn!("shut down by ioctl: every call fails with EIO until unmount");
-        self.fs.shutdown();
-        Ok(())
+        Ok(out)
     }
 
     /// ENOSYS makes the kernel copy through read and write, and stop asking.

@@ -7,6 +7,7 @@
 //! - `uring`: the io_uring channel (per-CPU rings, zus's own decoding and encoding).
 //! - `channel`: the choice between them and the requests each carried (`zus status`).
 //! - `convert`: protocol values to and from the filesystem's types.
+//! - `fileattr`: chattr's ioctls (FS_IOC_GETFLAGS and the rest) and their fsxattr form.
 //! - `pin`: one worker thread per CPU, pinned.
 //!
 //! Durability: the kernel is never given the writeback cache, so a write reaches zpmfs (and is
@@ -17,6 +18,7 @@
 mod acl;
 pub mod channel;
 pub mod convert;
+mod fileattr;
 mod handlers;
 pub mod mount;
 mod ops;

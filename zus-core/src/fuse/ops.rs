@@ -462,17 +462,17 @@ impl<F: ZusFs + 'static> Filesystem for FuseServer<F> {
     fn ioctl(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
         _flags: IoctlFlags,
         cmd: u32,
-        _in_data: &[u8],
-        _out_size: u32,
+        in_data: &[u8],
+        out_size: u32,
         reply: ReplyIoctl,
     ) {
         self.served();
-        match self.h.ioctl(req.uid(), cmd) {
-            Ok(()) => reply.ioctl(0, &[]),
+        match self.h.ioctl(caller(req), ino.0, cmd, in_data, out_size) {
+            Ok(out) => reply.ioctl(0, &out),
             Err(e) => reply.error(e),
         }
     }

@@ -2,7 +2,7 @@
 //! `tests/zuf_abi.rs` compiles a C program against the header and checks every size, offset
 //! and constant here against it. Change both together and bump [`ZUF_ABI_VERSION`].
 
-pub const ZUF_ABI_VERSION: u32 = 3;
+pub const ZUF_ABI_VERSION: u32 = 4;
 pub const ZUF_DEVICE_NAME: &str = "zuf";
 
 pub const ZUF_FS_NAME_MAX: usize = 16;
@@ -150,7 +150,11 @@ pub struct ZufAttr {
     pub gid: u32,
     pub rdev: u32,
     pub blksize: u32,
+    pub flags: u32,
+    pub pad: u32,
 }
+
+pub const ZUF_IFLAGS: u32 = 0x0001_00f8;
 
 pub const ZUF_SET_MODE: u32 = 0x01;
 pub const ZUF_SET_UID: u32 = 0x02;
@@ -161,6 +165,7 @@ pub const ZUF_SET_MTIME: u32 = 0x20;
 pub const ZUF_SET_ATIME_NOW: u32 = 0x40;
 pub const ZUF_SET_MTIME_NOW: u32 = 0x80;
 pub const ZUF_SET_CTIME: u32 = 0x100;
+pub const ZUF_SET_FLAGS: u32 = 0x200;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -173,6 +178,8 @@ pub struct ZufSetattr {
     pub atime: ZufTime,
     pub mtime: ZufTime,
     pub ctime: ZufTime,
+    pub flags: u32,
+    pub pad: u32,
 }
 
 #[repr(C)]

@@ -40,6 +40,8 @@ pub fn encode_attr(a: &Attr) -> ZufAttr {
         gid: a.gid,
         rdev: a.rdev,
         blksize: a.blksize,
+        flags: a.flags,
+        pad: 0,
     }
 }
 
@@ -81,6 +83,15 @@ fn serve_inner<F: ZusFs + ?Sized>(fs: &F, op: &mut ZufOpBuf, window: &mut Mappin
         op::SETATTR => {
             let s = op.set;
             let v = s.valid;
+            if v & ZUF_SET_FLAGS != 0 {
+                if v != ZUF_SET_FLAGS {
+                    return Err(Error::Invalid("SETATTR of chattr flags with other attributes"));
+                }
+                // zuf.ko calls this from vfs_fileattr_set, which checked the caller's right
+                // (owner, CAP_LINUX_IMMUTABLE) as the server cannot: the caller is the kernel.
+                op.attr = encode_attr(&fs.set_flags(ino, s.flags, Caller::ROOT)?);
+                return Ok(());
+            }
             let pick = |set: u32, now: u32, t: ZufTime| {
                 if v & now != 0 {
                     Some(TimeOrNow::Now)

@@ -118,11 +118,12 @@ pub fn offset(buf: &mut [u8], off: i64) -> Result<usize, Errno> {
     Ok(abi::LSEEK_OUT_SZ)
 }
 
-/// struct fuse_ioctl_out of an ioctl that succeeded and returns no data.
-pub fn ioctl(buf: &mut [u8]) -> Result<usize, Errno> {
-    let b = room(buf, abi::IOCTL_OUT_SZ)?;
-    b.fill(0);
-    Ok(abi::IOCTL_OUT_SZ)
+/// struct fuse_ioctl_out of an ioctl that succeeded (result 0), then its output `data`.
+pub fn ioctl(buf: &mut [u8], data: &[u8]) -> Result<usize, Errno> {
+    let b = room(buf, abi::IOCTL_OUT_SZ + data.len())?;
+    b[..abi::IOCTL_OUT_SZ].fill(0);
+    b[abi::IOCTL_OUT_SZ..].copy_from_slice(data);
+    Ok(abi::IOCTL_OUT_SZ + data.len())
 }
 
 /// struct fuse_statfs_out (fuse_kstatfs), as fuser fills it (frsize = block size).
@@ -203,6 +204,7 @@ mod tests {
             nlink: 1,
             uid: 10,
             gid: 20,
+            flags: 0,
             rdev: 0,
             blksize: 4096,
         }

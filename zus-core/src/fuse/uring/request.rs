@@ -128,6 +128,8 @@ pub enum Op<'a> {
     },
     Ioctl {
         cmd: u32,
+        input: &'a [u8],
+        out_size: u32,
     },
     Fallocate {
         offset: u64,
@@ -263,8 +265,16 @@ pub fn decode<'a>(opcode: u32, op_in: &'a [u8], payload: &'a [u8]) -> Result<Op<
             mode: field32(o, 4)?,
             umask: field32(o, 8)?,
         },
-        // struct fuse_ioctl_in: fh, flags, cmd, ...
-        op::IOCTL => Op::Ioctl { cmd: field32(o, 12)? },
+        // struct fuse_ioctl_in: fh@0 flags@8 cmd@12 arg@16 in_size@24 out_size@28; the
+        // input follows in the payload.
+        op::IOCTL => {
+            let in_size = field32(o, 24)? as usize;
+            Op::Ioctl {
+                cmd: field32(o, 12)?,
+                input: payload.get(..in_size).ok_or(Errno::EINVAL)?,
+                out_size: field32(o, 28)?,
+            }
+        }
         op::FALLOCATE => {
             Op::Fallocate { offset: field64(o, 8)?, length: field64(o, 16)?, mode: field32(o, 24)? as i32 }
         }

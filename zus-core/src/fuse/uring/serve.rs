@@ -136,9 +136,9 @@ fn dispatch<F: ZusFs + 'static>(
             let (a, o) = h.create(origin, caller, ino, name, mode, umask, flags)?;
             reply::create(payload, &a, &o, ttl)
         }
-        Op::Ioctl { cmd } => {
-            h.ioctl(caller.uid, cmd)?;
-            reply::ioctl(payload)
+        Op::Ioctl { cmd, input, out_size } => {
+            let out = h.ioctl(caller, ino, cmd, input, out_size)?;
+            reply::ioctl(payload, &out)
         }
         Op::Fallocate { offset, length, mode } => h.fallocate(origin, ino, offset, length, mode).map(|()| 0),
         Op::Lseek { offset, whence } => reply::offset(payload, h.lseek(ino, offset, whence)?),
