@@ -5,7 +5,7 @@
 //! other stripes of its node, and only then spills to other nodes, nearest first, which is
 //! counted per node ([`NodeStats`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
@@ -27,39 +27,61 @@ pub struct Extent {
 struct FreeList {
     /// start -> length, non-overlapping, coalesced.
     runs: BTreeMap<u64, u64>,
+    /// (length, start) of every run longer than one block: a multi-block allocation finds the
+    /// shortest run that holds it without walking the one-block holes an aged filesystem is
+    /// full of (that walk cost 0.6 ms per 64 KiB write among 50,000 holes). One-block runs
+    /// stay out, so the usual 4 KiB overwrite (free one block, take one) never touches it.
+    long: BTreeSet<(u64, u64)>,
 }
 
 impl FreeList {
+    fn add_run(&mut self, start: u64, len: u64) {
+        self.runs.insert(start, len);
+        if len > 1 {
+            self.long.insert((len, start));
+        }
+    }
+
+    fn remove_run(&mut self, start: u64, len: u64) {
+        self.runs.remove(&start);
+        if len > 1 {
+            self.long.remove(&(len, start));
+        }
+    }
+
     fn insert(&mut self, start: u64, len: u64) {
         let mut start = start;
         let mut len = len;
         if let Some((&ps, &pl)) = self.runs.range(..start).next_back() {
             if ps + pl == start {
-                self.runs.remove(&ps);
+                self.remove_run(ps, pl);
                 start = ps;
                 len += pl;
             }
         }
         if let Some(&nl) = self.runs.get(&(start + len)) {
-            self.runs.remove(&(start + len));
+            self.remove_run(start + len, nl);
             len += nl;
         }
-        self.runs.insert(start, len);
+        self.add_run(start, len);
     }
 
-    /// Take up to `want` blocks from one run: the first run at least `want` long, else the longest.
+    /// Take up to `want` blocks from one run: one block from the lowest run; more from the
+    /// shortest run that holds them all (the lowest of equals), else from the longest.
     fn take(&mut self, want: u64) -> Option<Extent> {
-        let pick = self
-            .runs
-            .iter()
-            .find(|(_, &l)| l >= want)
-            .or_else(|| self.runs.iter().max_by_key(|(_, &l)| l))
-            .map(|(&s, &l)| (s, l))?;
-        let (s, l) = pick;
-        self.runs.remove(&s);
+        let lowest = |runs: &BTreeMap<u64, u64>| runs.iter().next().map(|(&s, &l)| (s, l));
+        let (s, l) = if want <= 1 {
+            lowest(&self.runs)?
+        } else {
+            match self.long.range((want, 0)..).next().or_else(|| self.long.iter().next_back()) {
+                Some(&(l, s)) => (s, l),
+                None => lowest(&self.runs)?, // one-block runs only
+            }
+        };
+        self.remove_run(s, l);
         let n = l.min(want);
         if l > n {
-            self.runs.insert(s + n, l - n);
+            self.add_run(s + n, l - n);
         }
         Some(Extent { start: s, len: n })
     }
@@ -414,6 +436,35 @@ mod tests {
         }
         assert_eq!(a.free_blocks(), 100);
         assert_eq!(a.free_runs(), vec![Extent { start: 100, len: 50 }, Extent { start: 150, len: 50 }]);
+    }
+
+    /// The length index holds exactly the runs longer than one block.
+    fn index_matches(l: &FreeList) -> bool {
+        let want: BTreeSet<(u64, u64)> =
+            l.runs.iter().filter(|(_, &n)| n > 1).map(|(&s, &n)| (n, s)).collect();
+        l.long == want
+    }
+
+    #[test]
+    fn a_multi_block_take_skips_one_block_holes_for_the_shortest_run_that_fits() {
+        let mut l = FreeList::default();
+        for b in (0..2000).step_by(2) {
+            l.insert(b, 1); // an aged filesystem: every other block free
+        }
+        l.insert(5000, 64);
+        l.insert(3000, 20);
+        l.insert(4000, 16);
+        assert!(index_matches(&l));
+        assert_eq!(l.take(16), Some(Extent { start: 4000, len: 16 }));
+        assert_eq!(l.take(16), Some(Extent { start: 3000, len: 16 }));
+        assert_eq!(l.take(1), Some(Extent { start: 0, len: 1 }));
+        assert_eq!(l.take(100), Some(Extent { start: 5000, len: 64 })); // none fits: the longest
+        assert_eq!(l.take(8), Some(Extent { start: 3016, len: 4 }));
+        assert!(index_matches(&l));
+        l.insert(3000, 16); // 3016..3020 went too: a run of its own again
+        l.insert(1, 1); // 0 is taken; it joins the hole at 2
+        assert!(index_matches(&l));
+        assert_eq!(l.runs.get(&1), Some(&2));
     }
 
     #[test]
