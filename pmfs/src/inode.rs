@@ -391,3 +391,15 @@ impl InodeState {
             + 2
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every cached inode pays this (docs/DESIGN.md; `make bench` measures DRAM per inode):
+    /// a field that grows it should be a conscious choice.
+    #[test]
+    fn the_dram_state_of_an_inode_stays_128_bytes() {
+        assert_eq!(std::mem::size_of::<super::InodeState>(), 128);
+        // With the lock (and the Arc's two counts) one 152-byte allocation.
+        assert_eq!(std::mem::size_of::<parking_lot::RwLock<super::InodeState>>() + 16, 152);
+    }
+}
