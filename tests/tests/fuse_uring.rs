@@ -245,3 +245,75 @@ fn auto_falls_back_when_the_kernel_offers_no_ring() {
     assert!(out.text().contains("io_uring"), "the error names io_uring:\n{}", out.text());
     drop(restore);
 }
+
+/// open(dir, O_TMPFILE | O_RDWR, 0640): the descriptor, or the errno.
+fn open_tmpfile(dir: &Path) -> Result<File, std::io::Error> {
+    use std::os::fd::FromRawFd;
+    let d = CString::new(dir.as_os_str().as_bytes()).expect("path");
+    // SAFETY: a NUL-terminated path alive for the call; a descriptor we then own.
+    let fd = unsafe { libc::open(d.as_ptr(), libc::O_TMPFILE | libc::O_RDWR, 0o640) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just opened and nothing else owns it.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// linkat(fd, "", AT_FDCWD, to, AT_EMPTY_PATH): the way to name an O_TMPFILE file.
+fn link_fd(f: &File, to: &Path) {
+    let empty = CString::new("").expect("empty");
+    let t = CString::new(to.as_os_str().as_bytes()).expect("path");
+    // SAFETY: NUL-terminated strings alive for the call; no memory is written.
+    let rc = unsafe {
+        libc::linkat(f.as_raw_fd(), empty.as_ptr(), libc::AT_FDCWD, t.as_ptr(), libc::AT_EMPTY_PATH)
+    };
+    assert_eq!(rc, 0, "linkat to {}: {}", to.display(), std::io::Error::last_os_error());
+}
+
+#[test]
+fn o_tmpfile_works_over_the_ring_and_is_refused_over_dev_fuse() {
+    let _lock = SwitchLock::take(false);
+    if let Err(why) = ensure_fuse_uring() {
+        eprintln!("SKIPPED: FUSE over io_uring unavailable: {why}");
+        return;
+    }
+    let t = TestFs::formatted("uring-tmpfile", "128M");
+    mount_with(&t, "uring");
+    let free_before = statvfs_free(&t.mnt);
+    // A nameless file: written, read back, then given a name that survives a remount.
+    let mut f = open_tmpfile(&t.mnt).expect("O_TMPFILE over the ring");
+    f.write_all(b"made nameless").expect("write");
+    f.seek(SeekFrom::Start(0)).expect("seek");
+    let mut back = String::new();
+    f.read_to_string(&mut back).expect("read");
+    assert_eq!(back, "made nameless");
+    assert!(fs::read_dir(&t.mnt).expect("readdir").next().is_none(), "a tmpfile shows in the directory");
+    link_fd(&f, &t.path("named"));
+    drop(f);
+    // Another, never named and 1 MiB: its blocks come back when it is closed.
+    let mut g = open_tmpfile(&t.mnt).expect("second O_TMPFILE");
+    g.write_all(&vec![7u8; 1 << 20]).expect("write 1 MiB");
+    drop(g);
+    t.unmount();
+    fsck_clean(&t);
+    mount_with(&t, "uring");
+    assert_eq!(fs::read(t.path("named")).expect("named file after remount"), b"made nameless");
+    let free_after = statvfs_free(&t.mnt);
+    assert!(free_after + 16 >= free_before, "blocks free: {free_before} before, {free_after} after");
+    t.unmount();
+    fsck_clean(&t);
+    // fuser has no FUSE_TMPFILE: over /dev/fuse the kernel is told ENOSYS and says EOPNOTSUPP.
+    mount_with(&t, "dev");
+    let err = open_tmpfile(&t.mnt).expect_err("O_TMPFILE over /dev/fuse");
+    assert_eq!(err.raw_os_error(), Some(libc::EOPNOTSUPP), "{err}");
+    t.unmount();
+}
+
+fn statvfs_free(dir: &Path) -> u64 {
+    let p = CString::new(dir.as_os_str().as_bytes()).expect("path");
+    // SAFETY: a zeroed statvfs the kernel fills; the path is NUL-terminated and alive.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(p.as_ptr(), &mut s) };
+    assert_eq!(rc, 0, "statvfs: {}", std::io::Error::last_os_error());
+    s.f_bfree as u64
+}

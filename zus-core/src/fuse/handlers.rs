@@ -497,6 +497,38 @@ impl<F: ZusFs + 'static> Handlers<F> {
         Ok((attr, Opened { fh: self.new_fh(flags), open_flags: self.fopen_flags() }))
     }
 
+    /// O_TMPFILE (FUSE_TMPFILE, which only the io_uring channel decodes: fuser answers ENOSYS,
+    /// and the kernel then says EOPNOTSUPP for the mount): a regular file no directory names,
+    /// held as a create's is, so the last release frees it unless a LINK named it.
+    pub fn tmpfile(
+        &self,
+        origin: Origin,
+        caller: Caller,
+        parent: u64,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+    ) -> OpResult<(Attr, Opened)> {
+        let _placed = self.place(origin);
+        self.pin.pin_current();
+        let c = fs_err(self.creation(parent, libc::S_IFREG | (mode & 0o7777), umask, false))?;
+        let mut attr = fs_err(self.fs.tmpfile(parent, c.mode, caller))?;
+        // One reference for the entry (until FORGET), one for the file handle (until RELEASE).
+        fs_err(self.fs.hold(attr.ino, attr.generation, 2))?;
+        if !c.xattrs.is_empty() {
+            match self.finish_creation(attr.ino, &c).and_then(|()| self.fs.getattr(attr.ino)) {
+                Ok(a) => attr = a, // setting the ACL changed ctime
+                Err(e) => {
+                    // Nobody will hold it: giving both references back frees it.
+                    let _ = self.fs.release(attr.ino);
+                    let _ = self.fs.release(attr.ino);
+                    return Err(errno(&e));
+                }
+            }
+        }
+        Ok((attr, Opened { fh: self.new_fh(flags), open_flags: self.fopen_flags() }))
+    }
+
     pub fn fallocate(&self, origin: Origin, ino: u64, offset: u64, length: u64, mode: i32) -> OpResult<()> {
         let _placed = self.place(origin);
         self.pin.pin_current();

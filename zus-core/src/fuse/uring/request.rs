@@ -126,6 +126,12 @@ pub enum Op<'a> {
         umask: u32,
         flags: i32,
     },
+    /// O_TMPFILE: a create's fields; the name is the kernel's placeholder ("/").
+    Tmpfile {
+        mode: u32,
+        umask: u32,
+        flags: i32,
+    },
     Ioctl {
         cmd: u32,
         input: &'a [u8],
@@ -265,6 +271,9 @@ pub fn decode<'a>(opcode: u32, op_in: &'a [u8], payload: &'a [u8]) -> Result<Op<
             mode: field32(o, 4)?,
             umask: field32(o, 8)?,
         },
+        op::TMPFILE => {
+            Op::Tmpfile { flags: field32(o, 0)? as i32, mode: field32(o, 4)?, umask: field32(o, 8)? }
+        }
         // struct fuse_ioctl_in: fh@0 flags@8 cmd@12 arg@16 in_size@24 out_size@28; the
         // input follows in the payload.
         op::IOCTL => {

@@ -136,6 +136,10 @@ fn dispatch<F: ZusFs + 'static>(
             let (a, o) = h.create(origin, caller, ino, name, mode, umask, flags)?;
             reply::create(payload, &a, &o, ttl)
         }
+        Op::Tmpfile { mode, umask, flags } => {
+            let (a, o) = h.tmpfile(origin, caller, ino, mode, umask, flags)?;
+            reply::create(payload, &a, &o, ttl)
+        }
         Op::Ioctl { cmd, input, out_size } => {
             let out = h.ioctl(caller, ino, cmd, input, out_size)?;
             reply::ioctl(payload, &out)
