@@ -134,6 +134,7 @@ struct inode *zuf_iget(struct super_block *sb, const struct zuf_attr *attr, bool
 		return inode;
 	}
 	inode->i_mode = attr->mode;
+	inode->i_generation = attr->generation;
 	zuf_apply_attr(inode, attr);
 	zuf_set_ops(inode, attr);
 	/* nobody else has it yet: what the server just answered is all there is */

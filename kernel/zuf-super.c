@@ -248,6 +248,7 @@ static int zuf_fill_super(struct super_block *sb, struct zuf_fs_type *zft,
 
 	sb->s_op = &zuf_sops;
 	sb->s_xattr = zuf_xattr_handlers;
+	sb->s_export_op = &zuf_export_ops;
 	sb->s_flags |= SB_POSIXACL;	/* zuf-acl.c; the umask is applied there too */
 	sb->s_magic = ZUF_SUPER_MAGIC;
 	sb->s_maxbytes = MAX_LFS_FILESIZE;

@@ -253,6 +253,9 @@ extern const struct address_space_operations zuf_aops;
 /* zuf-mmap.c */
 int zuf_file_mmap(struct file *file, struct vm_area_struct *vma);
 
+/* zuf-export.c */
+extern const struct export_operations zuf_export_ops;
+
 /* zuf-xattr.c */
 extern const struct xattr_handler *zuf_xattr_handlers[];
 ssize_t zuf_listxattr(struct dentry *dentry, char *buf, size_t size);

@@ -161,7 +161,7 @@ struct zuf_attr {
 	__u32 rdev;
 	__u32 blksize;
 	__u32 flags;			/* chattr's FS_*_FL, of ZUF_IFLAGS */
-	__u32 pad;
+	__u32 generation;		/* tells inodes with one number apart (file handles) */
 };
 
 /* The chattr flags the server keeps: FS_SYNC, IMMUTABLE, APPEND, NODUMP, NOATIME, DIRSYNC. */

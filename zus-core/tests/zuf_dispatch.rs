@@ -271,3 +271,33 @@ fn setattr_of_chattr_flags_sets_them_alone() {
     write.len = 4;
     assert_eq!(run(&fs, &mut write, &mut window), -libc::EPERM);
 }
+
+/// File handles over zuf.ko: the kernel opens one with a GETATTR of its inode number. A number
+/// no inode has, or a freed one, answers ENOENT (the kernel's ESTALE), never EIO or a panic;
+/// a live one answers its generation, which a reused number changes.
+#[test]
+fn getattr_by_number_tells_freed_and_reused_inodes_apart() {
+    let (_img, fs) = fresh("handles");
+    let mut window = anonymous(ZUF_WINDOW_SIZE as usize).unwrap();
+    for ino in [0, 2, 3, 999, 1 << 20, 1 << 40, u64::MAX] {
+        let mut get = blank(op::GETATTR, ino);
+        let r = run(&fs, &mut get, &mut window);
+        assert!(r == -libc::ENOENT || r == -libc::EINVAL, "GETATTR of inode {ino}: {r}");
+    }
+    let mut create = named(op::MKNOD, 1, "f");
+    create.mode = libc::S_IFREG | 0o644;
+    assert_eq!(run(&fs, &mut create, &mut window), 0);
+    let (ino, generation) = (create.attr.ino, create.attr.generation);
+    let mut get = blank(op::GETATTR, ino);
+    assert_eq!(run(&fs, &mut get, &mut window), 0);
+    assert_eq!(get.attr.generation, generation);
+    assert_eq!(run(&fs, &mut named(op::UNLINK, 1, "f"), &mut window), 0);
+    let mut again = named(op::MKNOD, 1, "g");
+    again.mode = libc::S_IFREG | 0o644;
+    assert_eq!(run(&fs, &mut again, &mut window), 0);
+    if again.attr.ino == ino {
+        assert_ne!(again.attr.generation, generation, "a reused number kept its generation");
+    } else {
+        assert_eq!(run(&fs, &mut blank(op::GETATTR, ino), &mut window), -libc::ENOENT);
+    }
+}

@@ -1,11 +1,12 @@
 #!/bin/bash
 # zpmfs over zuf.ko with the real server: insmod, `zus serve`, mkfs.zpmfs /dev/pmem0,
 # mount -t zpmfs; ordinary use (tree, copy, tar with checksums, rename/link/symlink/xattr,
-# sparse files and SEEK_HOLE, O_DIRECT at unaligned offsets); DAX mmap with MAP_SYNC; umount,
+# sparse files and SEEK_HOLE, O_DIRECT at unaligned offsets); DAX mmap with MAP_SYNC; file
+# handles; chattr's immutable and append-only; umount,
 # fsck.zpmfs clean, mount again; kill -9 zus under a writer (EIO, no hang, no kernel warning),
 # restart, mount: every completed write is there; rmmod.
 # Built first by `make vm-test` (kernel module, release binaries, tests/vm/progs).
-# zpmfs-vm: --timeout 900 --extra @REPO@/kernel/zuf.ko:/zuf/zuf.ko --extra @REPO@/target/release/zus:/usr/sbin/zus --extra @REPO@/target/release/mkfs-zpmfs:/usr/sbin/mkfs.zpmfs --extra @REPO@/target/release/fsck-zpmfs:/usr/sbin/fsck.zpmfs --extra @REPO@/tests/vm/progs/daxmmap:/zuf/daxmmap --extra /lib/x86_64-linux-gnu/libgcc_s.so.1:/lib/x86_64-linux-gnu/libgcc_s.so.1
+# zpmfs-vm: --timeout 900 --extra @REPO@/kernel/zuf.ko:/zuf/zuf.ko --extra @REPO@/target/release/zus:/usr/sbin/zus --extra @REPO@/target/release/mkfs-zpmfs:/usr/sbin/mkfs.zpmfs --extra @REPO@/target/release/fsck-zpmfs:/usr/sbin/fsck.zpmfs --extra @REPO@/tests/vm/progs/daxmmap:/zuf/daxmmap --extra @REPO@/tests/vm/progs/fhandle:/zuf/fhandle --extra /lib/x86_64-linux-gnu/libgcc_s.so.1:/lib/x86_64-linux-gnu/libgcc_s.so.1
 set -uo pipefail
 
 fail() { echo "FAIL: $*"; dmesg | tail -40; exit 1; }
@@ -136,6 +137,9 @@ touch -m /mnt/pm/ordered && ctime_not_before_mtime touch -m
 chmod 600 /mnt/pm/ordered && ctime_not_before_mtime chmod
 xfs_io -c "mmap -w 0 100" -c "mwrite -S 0x65 0 4" /mnt/pm/ordered && ctime_not_before_mtime mwrite
 echo "ctime never before mtime after truncate, touch -m, chmod, a mapped store: ok"
+
+step "file handles"
+/zuf/fhandle /mnt/pm || fail "file handles"
 
 step "chattr: immutable and append-only"
 # The VFS enforces them from the inode flags zuf.ko sets from the server's attributes.

@@ -151,7 +151,7 @@ pub struct ZufAttr {
     pub rdev: u32,
     pub blksize: u32,
     pub flags: u32,
-    pub pad: u32,
+    pub generation: u32,
 }
 
 pub const ZUF_IFLAGS: u32 = 0x0001_00f8;

@@ -41,7 +41,7 @@ pub fn encode_attr(a: &Attr) -> ZufAttr {
         rdev: a.rdev,
         blksize: a.blksize,
         flags: a.flags,
-        pad: 0,
+        generation: a.generation,
     }
 }
 
