@@ -62,6 +62,7 @@ void zuf_apply_attr(struct inode *inode, const struct zuf_attr *attr)
 	 * What the VFS enforces itself. S_SYNC and S_DIRSYNC stay off: every zpmfs change is
 	 * durable when the server answers, and they would only add fsync round trips.
 	 */
+	WRITE_ONCE(ZUF_I(inode)->flags, attr->flags);
 	inode_set_flags(inode,
 			(attr->flags & FS_IMMUTABLE_FL ? S_IMMUTABLE : 0) |
 			(attr->flags & FS_APPEND_FL ? S_APPEND : 0) |
@@ -214,6 +215,7 @@ int zuf_getattr(struct user_namespace *mnt_userns, const struct path *path,
 		struct kstat *stat, u32 request_mask, unsigned int flags)
 {
 	struct inode *inode = d_inode(path->dentry);
+	u32 iflags;
 	int err;
 
 	/* statx(AT_STATX_FORCE_SYNC) asks the server whatever the cache says */
@@ -222,6 +224,15 @@ int zuf_getattr(struct user_namespace *mnt_userns, const struct path *path,
 		return err;
 	generic_fillattr(mnt_userns, inode, stat);
 	stat->blksize = PAGE_SIZE;
+	/* chattr's flags that statx reports */
+	iflags = READ_ONCE(ZUF_I(inode)->flags);
+	if (iflags & FS_APPEND_FL)
+		stat->attributes |= STATX_ATTR_APPEND;
+	if (iflags & FS_IMMUTABLE_FL)
+		stat->attributes |= STATX_ATTR_IMMUTABLE;
+	if (iflags & FS_NODUMP_FL)
+		stat->attributes |= STATX_ATTR_NODUMP;
+	stat->attributes_mask |= STATX_ATTR_APPEND | STATX_ATTR_IMMUTABLE | STATX_ATTR_NODUMP;
 	return 0;
 }
 

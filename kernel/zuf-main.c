@@ -189,9 +189,13 @@ static int __init zuf_init(void)
 {
 	int err;
 
+	err = zuf_inode_cache_init();
+	if (err)
+		return err;
 	err = misc_register(&zuf_miscdev);
 	if (err) {
 		pr_err("cannot register /dev/%s: %d\n", ZUF_DEVICE_NAME, err);
+		zuf_inode_cache_destroy();
 		return err;
 	}
 	pr_info("loaded, ABI %d\n", ZUF_ABI_VERSION);
@@ -201,6 +205,7 @@ static int __init zuf_init(void)
 static void __exit zuf_exit(void)
 {
 	misc_deregister(&zuf_miscdev);
+	zuf_inode_cache_destroy();
 }
 
 module_init(zuf_init);

@@ -149,7 +149,44 @@ out:
 	return err;
 }
 
+static struct kmem_cache *zuf_inode_cachep;
+
+static struct inode *zuf_alloc_inode(struct super_block *sb)
+{
+	struct zuf_inode_info *zi = alloc_inode_sb(sb, zuf_inode_cachep, GFP_KERNEL);
+
+	if (!zi)
+		return NULL;
+	zi->flags = 0;
+	return &zi->vfs_inode;
+}
+
+static void zuf_free_inode(struct inode *inode)
+{
+	kmem_cache_free(zuf_inode_cachep, ZUF_I(inode));
+}
+
+static void zuf_inode_once(void *obj)
+{
+	inode_init_once(&((struct zuf_inode_info *)obj)->vfs_inode);
+}
+
+int zuf_inode_cache_init(void)
+{
+	zuf_inode_cachep = kmem_cache_create("zuf_inode_cache", sizeof(struct zuf_inode_info), 0,
+					     SLAB_RECLAIM_ACCOUNT | SLAB_ACCOUNT, zuf_inode_once);
+	return zuf_inode_cachep ? 0 : -ENOMEM;
+}
+
+void zuf_inode_cache_destroy(void)
+{
+	rcu_barrier();	/* free_inode runs after an RCU grace period */
+	kmem_cache_destroy(zuf_inode_cachep);
+}
+
 static const struct super_operations zuf_sops = {
+	.alloc_inode	= zuf_alloc_inode,
+	.free_inode	= zuf_free_inode,
 	.evict_inode	= zuf_evict_inode,
 	.put_super	= zuf_put_super,
 	.statfs		= zuf_statfs,

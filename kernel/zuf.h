@@ -122,6 +122,17 @@ static inline struct zuf_sb_info *ZUF_SB(struct super_block *sb)
 	return sb->s_fs_info;
 }
 
+/* An inode as zuf.ko keeps it: chattr's flags (FS_*_FL) as the server last answered them. */
+struct zuf_inode_info {
+	u32 flags;
+	struct inode vfs_inode;
+};
+
+static inline struct zuf_inode_info *ZUF_I(struct inode *inode)
+{
+	return container_of(inode, struct zuf_inode_info, vfs_inode);
+}
+
 /* Application data of one operation, mapped into the window. */
 struct zuf_io {
 	struct page **pages;
@@ -215,6 +226,8 @@ int zuf_fiemap(struct inode *inode, struct fiemap_extent_info *fieinfo, u64 star
 struct dentry *zuf_mount(struct file_system_type *fst, int flags, const char *dev_name,
 			 void *data);
 void zuf_kill_sb(struct super_block *sb);
+int zuf_inode_cache_init(void);
+void zuf_inode_cache_destroy(void);
 
 /* zuf-inode.c */
 extern const struct inode_operations zuf_file_iops;

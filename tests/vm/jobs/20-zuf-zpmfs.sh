@@ -154,7 +154,11 @@ echo more >> /mnt/pm/journal || fail "appending to an append-only file"
 lsattr_of() { lsattr -d "$1" | awk '{ gsub("-", "", $1); print $1 }'; }
 [ "$(lsattr_of /mnt/pm/frozen) $(lsattr_of /mnt/pm/journal)" = "i a" ] ||
 	fail "lsattr: $(lsattr -d /mnt/pm/frozen /mnt/pm/journal)"
-echo "chattr +i refuses write, rm and touch; +a allows only appending; lsattr shows them"
+# statx reports them too (STATX_ATTR_IMMUTABLE 0x10, APPEND 0x20, NODUMP 0x40; DAX aside)
+statx_attrs() { echo $(( $(xfs_io -r -c 'statx -r' "$1" | sed -n 's/^stat.attributes = //p') & 0x70 )); }
+[ "$(statx_attrs /mnt/pm/frozen) $(statx_attrs /mnt/pm/journal)" = "16 32" ] ||
+	fail "statx attributes: $(xfs_io -r -c 'statx -r' /mnt/pm/frozen 2>&1 | grep attributes)"
+echo "chattr +i refuses write, rm and touch; +a allows only appending; lsattr and statx show them"
 
 step "umount, fsck, mount"
 # What stat shows now (from zuf.ko's attribute cache where it is fresh) must be what the
