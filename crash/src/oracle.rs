@@ -13,6 +13,8 @@ pub struct Node {
     pub perm: u16,
     pub uid: u32,
     pub gid: u32,
+    /// chattr's flags.
+    pub flags: u32,
     pub nlink: u32,
     pub size: u64,
     /// crc32c of the contents (regular files), or the symlink target.
@@ -53,6 +55,7 @@ fn walk(fs: &Fs, ino: Ino, path: String, out: &mut Snapshot) -> Result<()> {
             perm: a.perm,
             uid: a.uid,
             gid: a.gid,
+            flags: a.flags,
             nlink: a.nlink,
             size: a.size,
             content,

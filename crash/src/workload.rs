@@ -38,6 +38,8 @@ pub enum Op {
     },
     Chmod(&'static str, u32),
     Chown(&'static str, u32, u32),
+    /// chattr: set the inode's flags (pmfs::iflags), which then refuse later changes.
+    SetFlags(&'static str, u32),
     Symlink {
         target: &'static str,
         path: &'static str,
@@ -84,6 +86,7 @@ impl Op {
             Op::Fallocate { mode: FallocMode::InsertRange, .. } => "insert-range",
             Op::Chmod(..) => "chmod",
             Op::Chown(..) => "chown",
+            Op::SetFlags(..) => "chattr",
             Op::Symlink { .. } => "symlink",
             Op::SetXattr(..) => "setxattr",
             Op::RemoveXattr(..) => "removexattr",
@@ -139,6 +142,7 @@ pub fn single_ops() -> Vec<Op> {
         Op::Fallocate { path: "/a", mode: FallocMode::InsertRange, off: 4096, len: 8192 },
         Op::Chmod("/a", 0o600),
         Op::Chown("/b", 1000, 1000),
+        Op::SetFlags("/a", pmfs::iflags::APPEND | pmfs::iflags::NODUMP),
         Op::Symlink { target: "/d1/c", path: "/d2/sl" },
         Op::SetXattr("/a", "user.n", "value"),
         Op::RemoveXattr("/d1/c", "user.x"),
@@ -218,6 +222,7 @@ pub fn apply(fs: &Fs, op: &Op, pm_store: &dyn Fn(u64, &[u8]) -> Result<()>) -> R
         Op::Chmod(p, mode) => {
             fs.setattr(resolve(fs, p)?, &SetAttr { mode: Some(*mode), ..Default::default() }).map(|_| ())
         }
+        Op::SetFlags(p, flags) => fs.set_flags(resolve(fs, p)?, *flags, ME).map(|_| ()),
         Op::Chown(p, uid, gid) => fs
             .setattr(resolve(fs, p)?, &SetAttr { uid: Some(*uid), gid: Some(*gid), ..Default::default() })
             .map(|_| ()),
