@@ -334,6 +334,12 @@ static long zuf_fallocate(struct file *file, int mode, loff_t offset, loff_t len
 			return err;
 		}
 	}
+	/* as a write: setuid, setgid (the VFS's rule) and file capabilities go first */
+	err = file_remove_privs(file);
+	if (err) {
+		inode_unlock(inode);
+		return err;
+	}
 	if (frees) {
 		/* unmap first: no application keeps a mapping of a block the server frees */
 		filemap_invalidate_lock(inode->i_mapping);

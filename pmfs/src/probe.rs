@@ -26,6 +26,7 @@ pub fn describe(name: &str) -> String {
         "crypto_LUKS" => "a LUKS encrypted volume".to_string(),
         "dos" => "a DOS (MBR) partition table".to_string(),
         "gpt" => "a GPT partition table".to_string(),
+        "minix" => "a minix filesystem".to_string(), // said as a word, not letter by letter
         fs => {
             // "an" before the letters whose English names start with a vowel sound.
             let article = match fs.chars().next() {
@@ -54,9 +55,22 @@ const SIGNATURES: &[(&str, Check)] = &[
     ("ntfs", |h| at(h, 3, b"NTFS    ")),
     ("vfat", |h| boot_signature(h) && (at(h, 54, b"FAT") || at(h, 82, b"FAT"))),
     ("swap", |h| at(h, 4086, b"SWAPSPACE2") || at(h, 4086, b"SWAP-SPACE")),
+    ("bfs", |h| at(h, 0, &0x1BAD_FACEu32.to_le_bytes())),
+    ("cramfs", |h| at(h, 0, &CRAMFS_MAGIC.to_le_bytes()) || at(h, 0, &CRAMFS_MAGIC.to_be_bytes())),
+    ("minix", minix),
     ("gpt", |h| at(h, 512, b"EFI PART")),
     ("dos", mbr_with_partitions),
 ];
+
+const CRAMFS_MAGIC: u32 = 0x28CD_3D45;
+
+/// The minix superblock is at byte 1024: s_magic (u16) at +16 for versions 1 and 2 (14- or
+/// 30-byte names), at +24 for version 3.
+fn minix(h: &[u8]) -> bool {
+    let v12 = h.get(1040..1042).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let v3 = h.get(1048..1050).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    matches!(v12, Some(0x137F | 0x138F | 0x2468 | 0x2478)) || v3 == Some(0x4D5A)
+}
 
 /// `magic` appears at `offset` of `head`.
 fn at(head: &[u8], offset: usize, magic: &[u8]) -> bool {
@@ -136,6 +150,25 @@ mod tests {
         put(&mut h, EXT_FEATURE_INCOMPAT, &incompat.to_le_bytes());
         put(&mut h, EXT_FEATURE_RO_COMPAT, &ro_compat.to_le_bytes());
         h
+    }
+
+    #[test]
+    fn bfs_cramfs_and_minix() {
+        let mut h = head();
+        put(&mut h, 0, &[0xCE, 0xFA, 0xAD, 0x1B]);
+        assert_eq!(identify(&h), Some("bfs"));
+        let mut h = head();
+        put(&mut h, 0, &[0x45, 0x3D, 0xCD, 0x28]);
+        assert_eq!(identify(&h), Some("cramfs"));
+        for magic in [0x137Fu16, 0x138F, 0x2468, 0x2478] {
+            let mut h = head();
+            put(&mut h, 1040, &magic.to_le_bytes());
+            assert_eq!(identify(&h), Some("minix"), "{magic:#x}");
+        }
+        let mut h = head();
+        put(&mut h, 1048, &0x4D5Au16.to_le_bytes());
+        assert_eq!(identify(&h), Some("minix"));
+        assert_eq!(describe("minix"), "a minix filesystem");
     }
 
     #[test]
