@@ -627,16 +627,7 @@ impl Fs {
         let r = self.inode(ino)?;
         let mut st = r.write();
         iflags::check_change(st.flags, flags, caller.uid == st.uid, caller.uid == 0)?;
-        let entry = Entry::Attr {
-            mode: st.kind.mode_bits() | st.perm as u32,
-            uid: st.uid,
-            gid: st.gid,
-            flags,
-            size: st.size,
-            atime: st.atime,
-            mtime: st.mtime,
-            ctime: Timespec::now(),
-        };
+        let entry = st.with_flags(flags, Timespec::now());
         self.commit(&mut st, vec![entry])?;
         self.attr_of(&st)
     }

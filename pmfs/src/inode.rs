@@ -331,6 +331,20 @@ impl InodeState {
         }
     }
 
+    /// The Attr entry of a chattr made `now`: everything else as it is, the flags `flags`.
+    pub fn with_flags(&self, flags: u32, now: Timespec) -> Entry {
+        Entry::Attr {
+            mode: self.kind.mode_bits() | self.perm as u32,
+            uid: self.uid,
+            gid: self.gid,
+            flags,
+            size: self.size,
+            atime: self.atime,
+            mtime: self.mtime,
+            ctime: now,
+        }
+    }
+
     /// Entries that rebuild this inode's state from nothing (for log compaction).
     pub fn snapshot(&self) -> Vec<Entry> {
         let mut out = Vec::new();
