@@ -31,7 +31,8 @@ int zuf_check_attr(const struct zuf_attr *attr, u64 want_ino)
 	if (!attr->ino || (want_ino && attr->ino != want_ino) || !zuf_type_ok(attr->mode) ||
 	    (attr->mode & ~(S_IFMT | 07777)) || attr->size > MAX_LFS_FILESIZE ||
 	    attr->atime.nsec >= NSEC_PER_SEC || attr->mtime.nsec >= NSEC_PER_SEC ||
-	    attr->ctime.nsec >= NSEC_PER_SEC || (attr->flags & ~ZUF_IFLAGS)) {
+	    attr->ctime.nsec >= NSEC_PER_SEC || attr->btime.nsec >= NSEC_PER_SEC ||
+	    (attr->flags & ~ZUF_IFLAGS)) {
 		pr_warn_ratelimited("bad attributes from the server (ino %llu, wanted %llu, mode %o)\n",
 				    attr->ino, want_ino, attr->mode);
 		return -EIO;
@@ -58,6 +59,7 @@ void zuf_apply_attr(struct inode *inode, const struct zuf_attr *attr)
 	inode->i_atime = zuf_ts(&attr->atime);
 	inode->i_mtime = zuf_ts(&attr->mtime);
 	inode->i_ctime = zuf_ts(&attr->ctime);
+	ZUF_I(inode)->btime = zuf_ts(&attr->btime);
 	/*
 	 * What the VFS enforces itself. S_SYNC and S_DIRSYNC stay off: every zpmfs change is
 	 * durable when the server answers, and they would only add fsync round trips.
@@ -233,6 +235,8 @@ int zuf_getattr(struct user_namespace *mnt_userns, const struct path *path,
 	if (iflags & FS_NODUMP_FL)
 		stat->attributes |= STATX_ATTR_NODUMP;
 	stat->attributes_mask |= STATX_ATTR_APPEND | STATX_ATTR_IMMUTABLE | STATX_ATTR_NODUMP;
+	stat->btime = ZUF_I(inode)->btime;
+	stat->result_mask |= STATX_BTIME;
 	return 0;
 }
 

@@ -158,6 +158,7 @@ static struct inode *zuf_alloc_inode(struct super_block *sb)
 	if (!zi)
 		return NULL;
 	zi->flags = 0;
+	zi->btime = (struct timespec64){};
 	return &zi->vfs_inode;
 }
 

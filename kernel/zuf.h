@@ -125,6 +125,7 @@ static inline struct zuf_sb_info *ZUF_SB(struct super_block *sb)
 /* An inode as zuf.ko keeps it: chattr's flags (FS_*_FL) as the server last answered them. */
 struct zuf_inode_info {
 	u32 flags;
+	struct timespec64 btime;	/* creation time: the server's, never changes */
 	struct inode vfs_inode;
 };
 

@@ -23,7 +23,7 @@
 #include <linux/types.h>
 #include <linux/ioctl.h>
 
-#define ZUF_ABI_VERSION		4
+#define ZUF_ABI_VERSION		5
 #define ZUF_DEVICE_NAME		"zuf"
 
 #define ZUF_FS_NAME_MAX		16	/* bytes of a filesystem type name, NUL included */
@@ -162,6 +162,7 @@ struct zuf_attr {
 	__u32 blksize;
 	__u32 flags;			/* chattr's FS_*_FL, of ZUF_IFLAGS */
 	__u32 generation;		/* tells inodes with one number apart (file handles) */
+	struct zuf_time btime;		/* creation time (statx's btime) */
 };
 
 /* The chattr flags the server keeps: FS_SYNC, IMMUTABLE, APPEND, NODUMP, NOATIME, DIRSYNC. */

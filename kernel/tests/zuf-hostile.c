@@ -387,7 +387,7 @@ static void bad_attr(struct zuf_op_buf *op)
 	uint32_t known = ns_mode(op->ino);
 
 	good_attr(&op->attr, op->ino ? op->ino : 2, known ? known : S_IFREG | 0644);
-	switch (rn(13)) {
+	switch (rn(14)) {
 	case 0:
 		op->attr.ino = 0;
 		count(C_BAD_INO);
@@ -436,6 +436,10 @@ static void bad_attr(struct zuf_op_buf *op)
 		break;
 	case 11:
 		op->attr.flags = ZUF_IFLAGS | 1U << (17 + rn(15));	/* chattr flags it cannot keep */
+		count(C_BAD_ATTR);
+		break;
+	case 12:
+		op->attr.btime.nsec = 1000000000 + rn(1000000);
 		count(C_BAD_ATTR);
 		break;
 	default:

@@ -262,10 +262,10 @@ impl Fs {
         if st.dead {
             return Err(Error::NotFound);
         }
-        let mut raw = [0u8; 20];
+        let mut raw = [0u8; layout::inode::CREATION.end - layout::inode::CREATION.start];
         self.pm.read(st.pm_off + layout::inode::CREATION.start as u64, &mut raw)?;
-        let word = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().expect("4 bytes"));
-        Ok(st.attr(word(0), word(16)))
+        let (generation, rdev, btime) = InodeCreation::attr_fields(&raw);
+        Ok(st.attr(generation, rdev, btime))
     }
 
     pub(crate) fn inode_cache_insert(&self, ino: Ino, r: InodeRef) -> Option<InodeRef> {

@@ -159,11 +159,12 @@ impl InodeState {
         }
     }
 
-    /// The attributes, given the two that live only in the creation record on PM.
-    pub fn attr(&self, generation: u32, rdev: u32) -> Attr {
+    /// The attributes, given the three that live only in the creation record on PM.
+    pub fn attr(&self, generation: u32, rdev: u32, btime: Timespec) -> Attr {
         Attr {
             ino: self.ino,
             generation,
+            btime,
             size: self.size,
             blocks: self.extents.mapped_pages() * (BLOCK_SIZE / 512),
             atime: self.atime,

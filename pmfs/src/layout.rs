@@ -430,6 +430,13 @@ impl InodeCreation {
         b
     }
 
+    /// From the creation record's bytes ([`inode::CREATION`] of an inode checked when it was
+    /// loaded), what its attributes show: generation, rdev and creation time.
+    pub fn attr_fields(record: &[u8]) -> (u32, u32, Timespec) {
+        let at = |field: usize| field - inode::CREATION.start;
+        (u32_at(record, at(24)), u32_at(record, at(40)), time_at(record, at(56)))
+    }
+
     pub fn decode(b: &[u8], ino: u64) -> Result<InodeCreation> {
         if crc(&b[inode::CREATION]) != u32_at(b, inode::CRC) {
             return Err(Error::Corrupt(format!("inode {ino}: checksum mismatch")));

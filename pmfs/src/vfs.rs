@@ -122,6 +122,8 @@ pub struct Attr {
     pub atime: Timespec,
     pub mtime: Timespec,
     pub ctime: Timespec,
+    /// Creation time (statx's btime): from the creation record, never changes.
+    pub btime: Timespec,
     pub kind: FileKind,
     /// Permission bits (mode & 0o7777).
     pub perm: u16,

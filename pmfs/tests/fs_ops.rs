@@ -557,3 +557,35 @@ fn chattr_flags_hold_after_compaction_a_crash_and_a_remount() {
     assert_eq!(fs.getattr(log).unwrap().flags, APPEND | NODUMP);
     img.unmount_and_fsck(fs);
 }
+
+#[test]
+fn creation_time_is_set_once_and_kept_across_changes_and_remounts() {
+    let img = Image::new("btime", 64 << 20);
+    let fs = img.mount();
+    let before = Timespec::now();
+    let f = create(&fs, ROOT_INO, "f");
+    let d = fs.mkdir(ROOT_INO, b"d", 0o755, ME).unwrap().ino;
+    let after = Timespec::now();
+    let born = fs.getattr(f).unwrap().btime;
+    assert!(before <= born && born <= after, "btime {born:?} not between {before:?} and {after:?}");
+    assert!(born <= fs.getattr(f).unwrap().ctime, "created after its first change");
+    let dir_born = fs.getattr(d).unwrap().btime;
+    assert!(before <= dir_born && dir_born <= after);
+
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    fs.write(f, 0, b"data", false).unwrap();
+    let set = SetAttr { mode: Some(0o600), atime: Some(TimeOrNow::Now), ..Default::default() };
+    let changed = fs.setattr(f, &set).unwrap();
+    assert_eq!(changed.btime, born);
+    assert!(changed.ctime > born && changed.mtime > born);
+    fs.rename(ROOT_INO, b"f", d, b"g", RenameFlags::default()).unwrap();
+    assert_eq!(fs.getattr(f).unwrap().btime, born);
+    fs.unmount().unwrap();
+    drop(fs);
+
+    let fs = img.mount();
+    let g = fs.lookup(d, b"g").unwrap();
+    assert_eq!((g.ino, g.btime), (f, born));
+    assert!(fs.getattr(ROOT_INO).unwrap().btime <= before, "the root was made by mkfs");
+    assert_eq!(fs.getattr(d).unwrap().btime, dir_born);
+}

@@ -23,7 +23,7 @@ int main(void) {
   S(zuf_pmem_fd) O(zuf_pmem_fd, fd)
   S(zuf_zt_init) S(zuf_zt_wait) O(zuf_zt_wait, prev_len)
   S(zuf_time) S(zuf_attr) O(zuf_attr, atime) O(zuf_attr, mtime) O(zuf_attr, ctime) O(zuf_attr, mode)
-  O(zuf_attr, nlink) O(zuf_attr, uid) O(zuf_attr, gid) O(zuf_attr, rdev) O(zuf_attr, blksize) O(zuf_attr, flags) O(zuf_attr, generation)
+  O(zuf_attr, nlink) O(zuf_attr, uid) O(zuf_attr, gid) O(zuf_attr, rdev) O(zuf_attr, blksize) O(zuf_attr, flags) O(zuf_attr, generation) O(zuf_attr, btime)
   S(zuf_setattr) O(zuf_setattr, size) O(zuf_setattr, atime) O(zuf_setattr, ctime) O(zuf_setattr, flags)
   S(zuf_statfs) O(zuf_statfs, ffree) O(zuf_statfs, bsize) O(zuf_statfs, namelen)
   S(zuf_extent) O(zuf_extent, physical) O(zuf_extent, length) O(zuf_extent, flags)
@@ -132,6 +132,7 @@ fn zuf_abi_matches_the_c_header() {
     off!(ZufAttr, blksize, "zuf_attr");
     off!(ZufAttr, flags, "zuf_attr");
     off!(ZufAttr, generation, "zuf_attr");
+    off!(ZufAttr, btime, "zuf_attr");
     size!(ZufSetattr, "zuf_setattr");
     off!(ZufSetattr, size, "zuf_setattr");
     off!(ZufSetattr, atime, "zuf_setattr");

@@ -126,6 +126,19 @@ echo "a store through a mapping stamps mtime and ctime: ok ($before -> $(cat /tm
 # Every change stamps ctime no earlier than mtime (fstests generic/423): both come from the
 # server's clock, never one from the kernel's coarse clock and one from the server's.
 xfs_io -f -c "pwrite -q 0 4096" /mnt/pm/ordered || fail "xfs_io pwrite"
+# statx's creation time (STATX_BTIME 0x800), as "seconds.nanoseconds", or "none"
+btime_of() {
+	local out mask
+	out=$(xfs_io -r -c 'statx -r' "$1") || { echo none; return; }
+	mask=$(echo "$out" | sed -n 's/^stat.mask = //p')
+	if [ $(( ${mask:-0} & 0x800 )) -ne 0 ]; then
+		printf '%s.%09d\n' "$(echo "$out" | sed -n 's/^stat.btime.tv_sec = //p')" \
+			"$(echo "$out" | sed -n 's/^stat.btime.tv_nsec = //p')"
+	else
+		echo none
+	fi
+}
+btime_of /mnt/pm/ordered >/tmp/btime.ordered
 ctime_not_before_mtime() {
 	local m c	# seconds and nanoseconds as one number: %Y is whole seconds, %y has the fraction
 	m=$(stat -c '%Y %y' /mnt/pm/ordered | sed -E 's/^([0-9]+) [^.]*\.([0-9]{9}).*/\1\2/')
@@ -137,6 +150,11 @@ touch -m /mnt/pm/ordered && ctime_not_before_mtime touch -m
 chmod 600 /mnt/pm/ordered && ctime_not_before_mtime chmod
 xfs_io -c "mmap -w 0 100" -c "mwrite -S 0x65 0 4" /mnt/pm/ordered && ctime_not_before_mtime mwrite
 echo "ctime never before mtime after truncate, touch -m, chmod, a mapped store: ok"
+born=$(cat /tmp/btime.ordered)
+[ "$born" != none ] && [ "${born%.*}" -gt 1600000000 ] || fail "statx btime of a new file: $born"
+[ "${born%.*}" -le "$(stat -c %Z /mnt/pm/ordered)" ] || fail "btime $born after ctime"
+[ "$(btime_of /mnt/pm/ordered)" = "$born" ] || fail "btime moved: $born -> $(btime_of /mnt/pm/ordered)"
+echo "statx btime set at creation ($born), unchanged by truncate, touch, chmod, a mapped store"
 
 step "file handles"
 /zuf/fhandle /mnt/pm || fail "file handles"
@@ -176,6 +194,8 @@ echo "stat of $(wc -l </tmp/stat.after) files before the remount equals the serv
 [ "$(stat -c '%Y %Z' /mnt/pm/stamped)" = "$(cat /tmp/stamped.times)" ] ||
 	fail "times stamped by a mapped store after remount: $(stat -c '%Y %Z' /mnt/pm/stamped), not $(cat /tmp/stamped.times)"
 getfacl -cp /mnt/pm/copy/a/f7 | cmp -s - /tmp/acl.f7 || fail "ACL after remount: $(getfacl -cp /mnt/pm/copy/a/f7)"
+[ "$(btime_of /mnt/pm/ordered)" = "$(cat /tmp/btime.ordered)" ] ||
+	fail "btime after remount: $(btime_of /mnt/pm/ordered), not $(cat /tmp/btime.ordered)"
 [ "$(lsattr_of /mnt/pm/frozen) $(lsattr_of /mnt/pm/journal)" = "i a" ] ||
 	fail "lsattr after remount: $(lsattr -d /mnt/pm/frozen /mnt/pm/journal)"
 chattr -i /mnt/pm/frozen && chattr -a /mnt/pm/journal && rm /mnt/pm/frozen /mnt/pm/journal ||

@@ -47,7 +47,7 @@ pub fn file_attr(a: &Attr) -> FileAttr {
         atime: system_time(a.atime),
         mtime: system_time(a.mtime),
         ctime: system_time(a.ctime),
-        crtime: system_time(a.ctime),
+        crtime: system_time(a.btime), // macOS only: Linux FUSE has no creation time in attr
         kind: file_type(a.kind),
         perm: a.perm,
         nlink: a.nlink,

@@ -2,7 +2,7 @@
 //! `tests/zuf_abi.rs` compiles a C program against the header and checks every size, offset
 //! and constant here against it. Change both together and bump [`ZUF_ABI_VERSION`].
 
-pub const ZUF_ABI_VERSION: u32 = 4;
+pub const ZUF_ABI_VERSION: u32 = 5;
 pub const ZUF_DEVICE_NAME: &str = "zuf";
 
 pub const ZUF_FS_NAME_MAX: usize = 16;
@@ -152,6 +152,8 @@ pub struct ZufAttr {
     pub blksize: u32,
     pub flags: u32,
     pub generation: u32,
+    /// Creation time (statx's btime).
+    pub btime: ZufTime,
 }
 
 pub const ZUF_IFLAGS: u32 = 0x0001_00f8;

@@ -42,6 +42,7 @@ pub fn encode_attr(a: &Attr) -> ZufAttr {
         blksize: a.blksize,
         flags: a.flags,
         generation: a.generation,
+        btime: ztime(a.btime),
     }
 }
 

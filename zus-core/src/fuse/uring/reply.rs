@@ -199,6 +199,7 @@ mod tests {
             atime: Timespec { sec: 1, nsec: 2 },
             mtime: now(),
             ctime: Timespec { sec: -2, nsec: 500 },
+            btime: Timespec { sec: 3, nsec: 4 },
             kind,
             perm: 0o644,
             nlink: 1,
