@@ -317,3 +317,50 @@ fn statvfs_free(dir: &Path) -> u64 {
     assert_eq!(rc, 0, "statvfs: {}", std::io::Error::last_os_error());
     s.f_bfree as u64
 }
+
+/// statx(2) of `path` asking for everything: (mask, creation time, attributes).
+fn statx_of(path: &Path) -> (u32, (i64, u32), u64) {
+    let c = CString::new(path.as_os_str().as_bytes()).expect("no NUL");
+    // SAFETY: zeroed is a valid statx buffer; statx writes only into it.
+    let mut sx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a buffer of the right type, both alive for the call.
+    let rc = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), 0, libc::STATX_ALL, &mut sx) };
+    assert_eq!(rc, 0, "statx {}: {}", path.display(), std::io::Error::last_os_error());
+    (sx.stx_mask, (sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec), sx.stx_attributes)
+}
+
+#[test]
+fn statx_shows_the_creation_time_over_the_ring() {
+    let _lock = SwitchLock::take(false);
+    if let Err(why) = ensure_fuse_uring() {
+        eprintln!("SKIPPED: FUSE over io_uring unavailable: {why}");
+        return;
+    }
+    let t = TestFs::formatted("uring-statx", "64M");
+    mount_with(&t, "uring");
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+    fs::write(t.path("f"), b"x").expect("create");
+    let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+    let (mask, born, _) = statx_of(&t.path("f"));
+    assert_ne!(mask & libc::STATX_BTIME, 0, "no btime in the statx mask {mask:#x}");
+    let born_ns = born.0 as i128 * 1_000_000_000 + born.1 as i128;
+    assert!(
+        (before.as_nanos() as i128..=after.as_nanos() as i128).contains(&born_ns),
+        "btime {born:?} is not between {before:?} and {after:?}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    fs::write(t.path("f"), b"changed").expect("rewrite");
+    run(Command::new("chmod").arg("600").arg(t.path("f"))).ok();
+    assert_eq!(statx_of(&t.path("f")).1, born, "btime moved with a write and a chmod");
+    t.unmount();
+    // Over /dev/fuse fuser answers FUSE_STATX with ENOSYS: the kernel falls back to GETATTR,
+    // which has no creation time, and says so in the mask.
+    mount_with(&t, "dev");
+    let (mask, _, _) = statx_of(&t.path("f"));
+    assert_eq!(mask & libc::STATX_BTIME, 0, "btime over /dev/fuse: mask {mask:#x}");
+    t.unmount();
+    mount_with(&t, "uring");
+    assert_eq!(statx_of(&t.path("f")).1, born, "btime after a remount");
+    t.unmount();
+    fsck_clean(&t);
+}

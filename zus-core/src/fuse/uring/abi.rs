@@ -73,6 +73,7 @@ pub mod op {
     pub const LSEEK: u32 = 46;
     pub const COPY_FILE_RANGE: u32 = 47;
     pub const TMPFILE: u32 = 51;
+    pub const STATX: u32 = 52;
 }
 
 /// fuse_setattr_in.valid bits.
@@ -101,6 +102,15 @@ pub const STATFS_OUT_SZ: usize = 80;
 pub const LSEEK_OUT_SZ: usize = 8;
 /// struct fuse_ioctl_out: result, flags, in_iovs, out_iovs.
 pub const IOCTL_OUT_SZ: usize = 16;
+/// struct fuse_statx_out: attr_valid, attr_valid_nsec, flags, spare[2], then struct fuse_statx
+/// (256 bytes).
+pub const STATX_OUT_SZ: usize = 32 + 256;
+/// statx masks: the basic fields, and the creation time.
+pub const STATX_BASIC_STATS: u32 = 0x7ff;
+pub const STATX_BTIME: u32 = 0x800;
+/// statx attributes zpmfs keeps (STATX_ATTR_IMMUTABLE, APPEND, NODUMP: the same bits as
+/// chattr's FS_*_FL).
+pub const STATX_ATTRS: u64 = 0x70;
 /// struct fuse_dirent without its name.
 pub const DIRENT_SZ: usize = 24;
 

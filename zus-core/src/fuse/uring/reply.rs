@@ -88,6 +88,37 @@ pub fn attr(buf: &mut [u8], a: &Attr, ttl: Duration) -> Result<usize, Errno> {
     Ok(abi::ATTR_OUT_SZ)
 }
 
+/// struct fuse_statx_out: every basic field and the creation time (the kernel asks for STATX
+/// when a caller wants btime), with chattr's immutable, append-only and nodump as attributes.
+pub fn statx(buf: &mut [u8], a: &Attr, ttl: Duration) -> Result<usize, Errno> {
+    let b = room(buf, abi::STATX_OUT_SZ)?;
+    b.fill(0);
+    put_u64(b, 0, ttl.as_secs());
+    put_u32(b, 8, ttl.subsec_nanos());
+    let sx = &mut b[32..];
+    put_u32(sx, 0, abi::STATX_BASIC_STATS | abi::STATX_BTIME);
+    put_u32(sx, 4, a.blksize);
+    put_u64(sx, 8, u64::from(a.flags) & abi::STATX_ATTRS);
+    put_u32(sx, 16, a.nlink);
+    put_u32(sx, 20, a.uid);
+    put_u32(sx, 24, a.gid);
+    put_u32(sx, 28, mode(a) & 0xffff); // u16 mode, then a u16 of padding
+    put_u64(sx, 32, a.ino);
+    put_u64(sx, 40, a.size);
+    put_u64(sx, 48, a.blocks);
+    put_u64(sx, 56, abi::STATX_ATTRS);
+    // struct fuse_sx_time: i64 seconds, u32 nanoseconds, i32 reserved.
+    for (at, t) in [(64, a.atime), (80, a.btime), (96, a.ctime), (112, a.mtime)] {
+        let (s, ns) = time_parts(t);
+        put_u64(sx, at, s as u64);
+        put_u32(sx, at + 8, ns);
+    }
+    let (major, minor) = (libc::major(a.rdev as libc::dev_t), libc::minor(a.rdev as libc::dev_t));
+    put_u32(sx, 128, major);
+    put_u32(sx, 132, minor);
+    Ok(abi::STATX_OUT_SZ)
+}
+
 /// struct fuse_open_out.
 pub fn open(buf: &mut [u8], o: &Opened) -> Result<usize, Errno> {
     let b = room(buf, abi::OPEN_OUT_SZ)?;
@@ -209,6 +240,29 @@ mod tests {
             rdev: 0,
             blksize: 4096,
         }
+    }
+
+    #[test]
+    fn statx_layout() {
+        let mut b = [0xffu8; 300];
+        let mut a = attr_of(FileKind::Regular);
+        a.flags = 0x10 | 0x80; // immutable (a statx attribute) and noatime (not one)
+        a.rdev = (8 << 8) | 3 | (0x100 << 12); // new_encode_dev(8, 0x103)
+        assert_eq!(statx(&mut b, &a, Duration::from_millis(1500)), Ok(288));
+        assert_eq!(abi::u64_at(&b, 0), Some(1)); // attr_valid
+        assert_eq!(abi::u32_at(&b, 8), Some(500_000_000));
+        assert_eq!(abi::u64_at(&b, 16), Some(0)); // spare
+        let sx = &b[32..];
+        assert_eq!(abi::u32_at(sx, 0), Some(0xfff)); // basic stats and btime
+        assert_eq!(abi::u64_at(sx, 8), Some(0x10)); // attributes
+        assert_eq!(abi::u32_at(sx, 28), Some(libc::S_IFREG | 0o644)); // u16 mode, u16 zero
+        assert_eq!(abi::u64_at(sx, 32), Some(5)); // ino
+        assert_eq!(abi::u64_at(sx, 56), Some(0x70)); // attributes_mask
+        assert_eq!((abi::u64_at(sx, 80), abi::u32_at(sx, 88)), (Some(3), Some(4))); // btime
+        assert_eq!((abi::u64_at(sx, 96), abi::u32_at(sx, 104)), (Some(-2i64 as u64), Some(500))); // ctime
+        assert_eq!((abi::u32_at(sx, 128), abi::u32_at(sx, 132)), (Some(8), Some(0x103))); // rdev
+        assert!(b[32 + 144..288].iter().all(|&x| x == 0), "spare bytes zeroed");
+        assert_eq!(statx(&mut b[..200], &a, Duration::ZERO), Err(Errno::ERANGE));
     }
 
     #[test]

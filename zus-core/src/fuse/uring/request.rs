@@ -42,6 +42,8 @@ pub enum Op<'a> {
         nlookup: u64,
     },
     Getattr,
+    /// FUSE_STATX: the attributes with the creation time (whatever fields were asked for).
+    Statx,
     Setattr(SetAttr),
     Readlink,
     Symlink {
@@ -211,6 +213,7 @@ pub fn decode<'a>(opcode: u32, op_in: &'a [u8], payload: &'a [u8]) -> Result<Op<
         op::LOOKUP => Op::Lookup { name: name(payload)? },
         op::FORGET => Op::Forget { nlookup: field64(o, 0)? },
         op::GETATTR => Op::Getattr,
+        op::STATX => Op::Statx,
         op::SETATTR => Op::Setattr(setattr(o)?),
         op::READLINK => Op::Readlink,
         op::SYMLINK => {

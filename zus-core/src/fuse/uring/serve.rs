@@ -85,6 +85,7 @@ fn dispatch<F: ZusFs + 'static>(
             Ok(0)
         }
         Op::Getattr => reply::attr(payload, &h.getattr(ino)?, ttl),
+        Op::Statx => reply::statx(payload, &h.getattr(ino)?, ttl),
         Op::Setattr(set) => reply::attr(payload, &h.setattr(ino, &set)?, ttl),
         Op::Readlink => reply::data(payload, &h.readlink(ino)?),
         Op::Symlink { name, target } => {
