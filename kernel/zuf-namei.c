@@ -163,6 +163,100 @@ static int zuf_create(struct user_namespace *mnt_userns, struct inode *dir,
 	return zuf_new(dir, dentry, ZUF_OP_MKNOD, (mode & 07777) | S_IFREG, 0, NULL, NULL);
 }
 
+/*
+ * open(O_CREAT) of a name the dentry cache does not know: one CREATE finds what the name holds
+ * or makes a regular file, where LOOKUP then MKNOD would take two round trips. The VFS checked
+ * the directory (may_o_create) before calling; it dropped O_CREAT where the caller may not
+ * create, and then this is a plain lookup.
+ */
+static int zuf_create_open(struct inode *dir, struct dentry *dentry, struct file *file,
+			   unsigned int flags, umode_t mode)
+{
+	struct zuf_call op = { .op = ZUF_OP_CREATE, .ino = dir->i_ino, .name = &dentry->d_name,
+			     .flags = (flags & O_EXCL) ? ZUF_F_EXCL : 0 };
+	struct posix_acl *default_acl = NULL, *acl = NULL;
+	struct dentry *res;
+	struct inode *inode;
+	bool created;
+	int err;
+
+	mode = (mode & 07777) | S_IFREG;
+	err = zuf_acl_prepare(dir, &mode, &default_acl, &acl);
+	if (err)
+		return err;
+	op.mode = mode;
+	err = zuf_dispatch(ZUF_SB(dir->i_sb), &op);
+	if (err)
+		goto out_acl;
+	err = zuf_check_attr(&op.attr, 0);
+	if (err)
+		goto out_acl;
+	created = op.out_len == 1;
+	if (op.out_len > 1 || op.attr.ino == dir->i_ino ||
+	    (created && (op.attr.mode & S_IFMT) != S_IFREG)) {
+		pr_warn_ratelimited("bad reply to a create in %lu\n", dir->i_ino);
+		err = -EIO;
+		goto out_acl;
+	}
+	inode = zuf_iget(dir->i_sb, &op.attr, created);
+	if (IS_ERR(inode)) {
+		err = PTR_ERR(inode);
+		goto out_acl;
+	}
+	if (!created) {
+		/* the name existed: the VFS opens it as after a lookup (EISDIR, O_TRUNC, ...) */
+		posix_acl_release(default_acl);
+		posix_acl_release(acl);
+		res = d_splice_alias(inode, dentry);
+		if (IS_ERR(res))
+			return PTR_ERR(res);
+		return finish_no_open(file, res);
+	}
+	/* the ACLs follow the create, as in zuf_new_inode */
+	err = zuf_acl_init(inode, default_acl, acl);
+	zuf_attr_stale(dir);
+	res = d_splice_alias(inode, dentry);
+	if (IS_ERR(res))
+		return PTR_ERR(res);
+	if (res) {
+		/* a new regular file has no other alias: the server gave an inode in use */
+		dput(res);
+		return -EIO;
+	}
+	if (err)
+		return err;
+	file->f_mode |= FMODE_CREATED;
+	return finish_open(file, dentry, NULL);
+
+out_acl:
+	posix_acl_release(default_acl);
+	posix_acl_release(acl);
+	return err;
+}
+
+static int zuf_atomic_open(struct inode *dir, struct dentry *dentry, struct file *file,
+			   unsigned int flags, umode_t mode)
+{
+	struct dentry *res = NULL;
+	int err;
+
+	if ((flags & O_CREAT) && d_in_lookup(dentry))
+		return zuf_create_open(dir, dentry, file, flags, mode);
+	if (d_in_lookup(dentry)) {
+		res = zuf_lookup(dir, dentry, 0);
+		if (IS_ERR(res))
+			return PTR_ERR(res);
+	} else if (flags & O_CREAT) {
+		/* a cached negative dentry: the name is free, as the VFS's ->create would see it */
+		err = zuf_create(&init_user_ns, dir, dentry, mode, flags & O_EXCL);
+		if (err)
+			return err;
+		file->f_mode |= FMODE_CREATED;
+		return finish_open(file, dentry, NULL);
+	}
+	return finish_no_open(file, res);
+}
+
 /* O_TMPFILE; linkat(2) may name it later (the VFS marks it I_LINKABLE, zuf_link links it). */
 static int zuf_tmpfile(struct user_namespace *mnt_userns, struct inode *dir,
 		       struct file *file, umode_t mode)
@@ -315,6 +409,7 @@ static int zuf_rename(struct user_namespace *mnt_userns, struct inode *old_dir,
 const struct inode_operations zuf_dir_iops = {
 	.lookup		= zuf_lookup,
 	.create		= zuf_create,
+	.atomic_open	= zuf_atomic_open,
 	.mknod		= zuf_mknod,
 	.mkdir		= zuf_mkdir,
 	.symlink	= zuf_symlink,

@@ -23,7 +23,7 @@
 #include <linux/types.h>
 #include <linux/ioctl.h>
 
-#define ZUF_ABI_VERSION		5
+#define ZUF_ABI_VERSION		6
 #define ZUF_DEVICE_NAME		"zuf"
 
 #define ZUF_FS_NAME_MAX		16	/* bytes of a filesystem type name, NUL included */
@@ -130,12 +130,16 @@ enum zuf_op {
 				 * window: the file's extents from the one holding offset on */
 	ZUF_OP_TMPFILE,		/* ino=dir, create -> attr: a regular file no directory names
 				 * (link count 0), held as any inode the kernel holds */
+	ZUF_OP_CREATE,		/* ino=dir, name, mode, flags: EXCL -> attr of the regular file
+				 * it made (out_len 1) or of what the name held (out_len 0):
+				 * open(O_CREAT) of a name the kernel has not looked up */
 	ZUF_OP_MAX
 };
 
 #define ZUF_F_APPEND		0x1	/* WRITE at end of file */
 #define ZUF_F_DATASYNC		0x2	/* FSYNC of data only */
 #define ZUF_F_FOR_WRITE		0x4	/* GET_BLOCK for a write fault: allocate a hole */
+#define ZUF_F_EXCL		0x1	/* CREATE: EEXIST if the name exists (O_EXCL) */
 #define ZUF_F_RENAME_NOREPLACE	0x1	/* RENAME flags are renameat2's */
 #define ZUF_F_RENAME_EXCHANGE	0x2
 #define ZUF_F_RENAME_WHITEOUT	0x4

@@ -450,6 +450,14 @@ static int do_op_locked(struct zuf_op_buf *op, char *win)
 	case ZUF_OP_MKDIR:
 	case ZUF_OP_SYMLINK:
 		return do_create(op, win);
+	case ZUF_OP_CREATE: {	/* open(O_CREAT): what the name holds, or a new file */
+		struct fdent *d = inode_of(op->ino) ? find_dent(op->ino, op->name, op->name_len) : NULL;
+
+		if (d && (op->flags & ZUF_F_EXCL))
+			return -EEXIST;
+		op->out_len = !d;
+		return d ? fill_attr(&op->attr, d->ino) : do_create(op, win);
+	}
 	case ZUF_OP_RENAME:
 		return do_rename(op);
 	}

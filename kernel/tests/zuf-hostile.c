@@ -258,6 +258,15 @@ static int answer_good(struct zuf_op_buf *op, char *win)
 		else
 			err = -ENOENT;
 		break;
+	case ZUF_OP_CREATE:
+		n = ns_find(op->ino, op->name, op->name_len);
+		if (n && !(op->flags & ZUF_F_EXCL)) {
+			good_attr(&op->attr, n->ino, n->mode);
+			op->out_len = 0;	/* found, not made */
+			break;
+		}
+		op->out_len = 1;	/* EEXIST below, or made as by MKNOD */
+		/* fall through */
 	case ZUF_OP_MKNOD:
 	case ZUF_OP_MKDIR:
 	case ZUF_OP_SYMLINK: {
@@ -561,6 +570,12 @@ static int answer_hostile(struct zuf_op_buf *op, char *win)
 	case ZUF_OP_SETATTR:
 	case ZUF_OP_LINK:
 		bad_attr(op);
+		return 0;
+	case ZUF_OP_CREATE:
+		/* "made" with a count past 1, or "made" something that is not a regular file */
+		good_attr(&op->attr, op->ino + 100 + rn(100), rn(2) ? S_IFREG | 0644 : S_IFDIR | 0755);
+		op->out_len = S_ISDIR(op->attr.mode) ? 1 : 2 + rn(100);
+		count(C_BAD_ATTR);
 		return 0;
 	case ZUF_OP_MKNOD:
 	case ZUF_OP_MKDIR:

@@ -301,3 +301,38 @@ fn getattr_by_number_tells_freed_and_reused_inodes_apart() {
         assert_eq!(run(&fs, &mut blank(op::GETATTR, ino), &mut window), -libc::ENOENT);
     }
 }
+
+#[test]
+fn create_finds_or_makes_a_regular_file_in_one_operation() {
+    let (_img, fs) = fresh("create");
+    let mut window = anonymous(ZUF_WINDOW_SIZE as usize).unwrap();
+    let create = |name: &str, mode: u32, flags: u32| {
+        let mut op = named(op::CREATE, 1, name);
+        op.mode = mode;
+        op.flags = flags;
+        op.uid = 7;
+        op
+    };
+    // A new name: made, owned by the caller, out_len 1.
+    let mut op = create("f", libc::S_IFREG | 0o640, 0);
+    assert_eq!(run(&fs, &mut op, &mut window), 0);
+    let ino = op.attr.ino;
+    assert_eq!((op.out_len, op.attr.mode, op.attr.uid), (1, libc::S_IFREG | 0o640, 7));
+    // The same name again: found, not made (out_len 0), mode untouched; with EXCL, EEXIST.
+    let mut again = create("f", libc::S_IFREG | 0o600, 0);
+    assert_eq!(run(&fs, &mut again, &mut window), 0);
+    assert_eq!((again.out_len, again.attr.ino, again.attr.mode), (0, ino, libc::S_IFREG | 0o640));
+    let mut excl = create("f", libc::S_IFREG | 0o600, ZUF_F_EXCL);
+    assert_eq!(run(&fs, &mut excl, &mut window), -libc::EEXIST);
+    // A directory's name is found as it is (the kernel's open then says EISDIR).
+    let mut d = named(op::MKDIR, 1, "d");
+    d.mode = libc::S_IFDIR | 0o755;
+    assert_eq!(run(&fs, &mut d, &mut window), 0);
+    let mut on_dir = create("d", libc::S_IFREG | 0o644, 0);
+    assert_eq!(run(&fs, &mut on_dir, &mut window), 0);
+    assert_eq!((on_dir.out_len, on_dir.attr.mode & libc::S_IFMT), (0, libc::S_IFDIR));
+    // CREATE makes regular files only.
+    let mut fifo = create("p", libc::S_IFIFO | 0o644, 0);
+    assert_eq!(run(&fs, &mut fifo, &mut window), -libc::EINVAL);
+    assert!(fs.lookup(1, b"p").is_err());
+}

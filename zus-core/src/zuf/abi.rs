@@ -2,7 +2,7 @@
 //! `tests/zuf_abi.rs` compiles a C program against the header and checks every size, offset
 //! and constant here against it. Change both together and bump [`ZUF_ABI_VERSION`].
 
-pub const ZUF_ABI_VERSION: u32 = 5;
+pub const ZUF_ABI_VERSION: u32 = 6;
 pub const ZUF_DEVICE_NAME: &str = "zuf";
 
 pub const ZUF_FS_NAME_MAX: usize = 16;
@@ -117,12 +117,14 @@ pub mod op {
     pub const EVICT: u32 = 26;
     pub const FIEMAP: u32 = 27;
     pub const TMPFILE: u32 = 28;
-    pub const MAX: u32 = 29;
+    pub const CREATE: u32 = 29;
+    pub const MAX: u32 = 30;
 }
 
 pub const ZUF_F_APPEND: u32 = 0x1;
 pub const ZUF_F_DATASYNC: u32 = 0x2;
 pub const ZUF_F_FOR_WRITE: u32 = 0x4;
+pub const ZUF_F_EXCL: u32 = 0x1;
 pub const ZUF_F_RENAME_NOREPLACE: u32 = 0x1;
 pub const ZUF_F_RENAME_EXCHANGE: u32 = 0x2;
 pub const ZUF_F_RENAME_WHITEOUT: u32 = 0x4;

@@ -118,6 +118,31 @@ fn serve_inner<F: ZusFs + ?Sized>(fs: &F, op: &mut ZufOpBuf, window: &mut Mappin
             op.attr = encode_attr(&fs.mknod(ino, n, op.mode, op.rdev, caller)?);
         }
         op::TMPFILE => op.attr = encode_attr(&fs.tmpfile(ino, op.mode, caller)?),
+        op::CREATE => {
+            // open(O_CREAT) of a name the kernel has not looked up: what the name holds, or a
+            // new regular file, in one round trip instead of LOOKUP then MKNOD.
+            let n = name(&op.name, op.name_len)?;
+            if op.mode & libc::S_IFMT != libc::S_IFREG {
+                return Err(Error::Invalid("CREATE of something other than a regular file"));
+            }
+            let excl = op.flags & ZUF_F_EXCL != 0;
+            let found = |fs: &F| match fs.lookup(ino, n) {
+                Ok(_) if excl => Err(Error::Exists),
+                other => other,
+            };
+            let (attr, created) = match found(fs) {
+                Ok(a) => (a, false),
+                Err(Error::NotFound) => match fs.mknod(ino, n, op.mode, 0, caller) {
+                    Ok(a) => (a, true),
+                    // Made by someone else since the lookup.
+                    Err(Error::Exists) => (found(fs)?, false),
+                    Err(e) => return Err(e),
+                },
+                Err(e) => return Err(e),
+            };
+            op.attr = encode_attr(&attr);
+            op.out_len = u64::from(created);
+        }
         op::MKDIR => {
             let n = name(&op.name, op.name_len)?.to_vec();
             op.attr = encode_attr(&fs.mkdir(ino, &n, op.mode, caller)?);

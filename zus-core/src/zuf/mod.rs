@@ -49,6 +49,7 @@ impl<F: ZusFs> Mounted<F> {
                 | abi::op::SYMLINK
                 | abi::op::LINK
                 | abi::op::TMPFILE
+                | abi::op::CREATE
         );
         if result == 0 && gives_inode && op.attr.ino != 0 {
             let mut held = self.held.lock();
