@@ -20,6 +20,10 @@
 #   --keep                 keep the run's temp dir (images, logs) and print its path.
 #   -q, --quiet            do not stream the job output live; print it at the end.
 #
+# A guest whose job has printed nothing after ZPMFS_VM_BOOT_WAIT seconds (default 240) is
+# taken to have stalled while booting (seen once under TCG, in early boot with other guests
+# running) and is started again, once; the job itself may then be as quiet as it likes.
+#
 # In the guest the job runs as root after the NVDIMM modules are loaded and every namespace is
 # fsdax (/dev/pmem0, /dev/pmem1, ...), with stdout and stderr on the second serial port. Its
 # exit status is the last output line, `JOB-EXIT <n>`. The kernel console goes to
@@ -214,17 +218,41 @@ fi
 : >"$CONSOLE"
 : >"$OUTLOG"
 start=$SECONDS
-# qemu's -snapshot overlay goes to TMPDIR: keep it in the run dir.
-TMPDIR="$RUN" timeout -k 5 "$TIMEOUT" "$QEMU" \
-	-nodefaults -display none -no-reboot -no-user-config \
-	-machine pc,nvdimm=on -accel tcg,thread=multi -cpu max -smp "$SMP" \
-	"${args[@]}" \
-	-kernel "$KERNEL" -initrd "$initrd" -append "$cmdline" \
-	-fw_cfg "name=opt/zpmfs/job,file=$JOB" \
-	-serial "file:$CONSOLE" -serial "file:$OUTLOG" \
-	-pidfile "$RUN/qemu.pid" \
-	</dev/null >"$RUN/qemu.stderr" 2>&1 &
-QPID=$!
+BOOT_WAIT="${ZPMFS_VM_BOOT_WAIT:-240}"
+launch() {
+	# qemu's -snapshot overlay goes to TMPDIR: keep it in the run dir.
+	TMPDIR="$RUN" timeout -k 5 "$TIMEOUT" "$QEMU" \
+		-nodefaults -display none -no-reboot -no-user-config \
+		-machine pc,nvdimm=on -accel tcg,thread=multi -cpu max -smp "$SMP" \
+		"${args[@]}" \
+		-kernel "$KERNEL" -initrd "$initrd" -append "$cmdline" \
+		-fw_cfg "name=opt/zpmfs/job,file=$JOB" \
+		-serial "file:$CONSOLE" -serial "file:$OUTLOG" \
+		-pidfile "$RUN/qemu.pid" \
+		</dev/null >"$RUN/qemu.stderr" 2>&1 &
+	QPID=$!
+}
+# Until the job's first output, watch for a stalled boot.
+boot_stalled() {
+	local since=$SECONDS
+	while kill -0 "$QPID" 2>/dev/null && [ ! -s "$OUTLOG" ]; do
+		if [ $((SECONDS - since)) -ge "$BOOT_WAIT" ]; then
+			kill "$QPID" 2>/dev/null || true
+			return 0
+		fi
+		sleep 1
+	done
+	return 1
+}
+launch
+if boot_stalled; then
+	wait "$QPID" 2>/dev/null || true
+	echo "run-guest: no output from the job ${BOOT_WAIT}s after boot began ($NAME): the boot stalled; starting the guest again (console of the stalled boot: $CONSOLE.stalled)" >&2
+	cp "$CONSOLE" "$CONSOLE.stalled"
+	: >"$CONSOLE"
+	: >"$OUTLOG"
+	launch
+fi
 if [ "$QUIET" -eq 0 ]; then
 	tail -n +1 -f --pid="$QPID" "$OUTLOG" 2>/dev/null &
 	TPID=$!
