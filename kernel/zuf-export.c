@@ -56,6 +56,12 @@ static struct dentry *zuf_fh_dentry(struct super_block *sb, const __u32 *fh)
 			err = zuf_check_attr(&op.attr, ino);
 		if (err)
 			return ERR_PTR(err);
+		/*
+		 * Unlinked, and the kernel no longer holds it: its release may be queued for the
+		 * next call (zuf_evict_later), so the server could free it under a new inode.
+		 */
+		if (!op.attr.nlink)
+			return ERR_PTR(-ESTALE);
 		inode = zuf_iget(sb, &op.attr, false);
 		if (IS_ERR(inode))
 			return ERR_CAST(inode);

@@ -391,6 +391,13 @@ void zuf_evict_inode(struct inode *inode)
 	clear_inode(inode);
 	if (zuf_server_dead(sbi->srv))
 		return;
+	/*
+	 * An unlinked inode: no name hands it out again, so its release rides with the next call
+	 * instead of costing a round trip of its own (an unlink's second). Inodes with names are
+	 * released now: a LOOKUP on another CPU may hand the same one out again at any moment.
+	 */
+	if (!inode->i_nlink && zuf_evict_later(sbi, inode->i_ino))
+		return;
 	err = zuf_dispatch(sbi, &op);
 	if (err && err != -EIO)
 		pr_warn_ratelimited("evict of inode %lu: %d\n", inode->i_ino, err);

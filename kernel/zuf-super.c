@@ -276,6 +276,7 @@ static int zuf_fill_super(struct super_block *sb, struct zuf_fs_type *zft,
 		return -ENOMEM;
 	INIT_LIST_HEAD(&sbi->pmem_files);
 	INIT_LIST_HEAD(&sbi->srv_list);
+	spin_lock_init(&sbi->evict_lock);
 	sb->s_fs_info = sbi;
 	sbi->options = kstrdup(data ? data : "", GFP_KERNEL);
 	if (!sbi->options)

@@ -423,10 +423,52 @@ static bool zuf_chan_answered(struct zuf_chan *chan)
 	return ret;
 }
 
+/* Queue the release of an unlinked inode for the next call; false when the queue is full. */
+bool zuf_evict_later(struct zuf_sb_info *sbi, u64 ino)
+{
+	bool queued = false;
+
+	spin_lock(&sbi->evict_lock);
+	if (sbi->nr_evict < ZUF_EVICT_BATCH) {
+		sbi->evict[sbi->nr_evict++] = ino;
+		queued = true;
+	}
+	spin_unlock(&sbi->evict_lock);
+	return queued;
+}
+
+/* Take the queued releases into @evict (ZUF_EVICT_BATCH long); returns how many. */
+static unsigned int zuf_evict_take(struct zuf_sb_info *sbi, u64 *evict)
+{
+	unsigned int n;
+
+	spin_lock(&sbi->evict_lock);
+	n = sbi->nr_evict;
+	memcpy(evict, sbi->evict, n * sizeof(*evict));
+	sbi->nr_evict = 0;
+	spin_unlock(&sbi->evict_lock);
+	return n;
+}
+
+/*
+ * Queue again the releases of a call the server never saw. What does not fit is lost: the
+ * server keeps those inodes until unmount, which frees every unlinked one.
+ */
+static void zuf_evict_requeue(struct zuf_sb_info *sbi, const u64 *evict, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (!zuf_evict_later(sbi, evict[i]))
+			pr_warn_ratelimited("release of inode %llu lost until unmount\n", evict[i]);
+}
+
 static void zuf_fill_buf(struct zuf_op_buf *buf, struct zuf_sb_info *sbi,
-			 const struct zuf_call *op)
+			 const struct zuf_call *op, const u64 *evict, unsigned int nr_evict)
 {
 	memset(buf, 0, sizeof(*buf));
+	buf->nr_evict = nr_evict;
+	memcpy(buf->evict, evict, nr_evict * sizeof(*evict));
 	buf->op = op->op;
 	buf->flags = op->flags;
 	buf->sb_id = sbi->sb_id;
@@ -518,7 +560,9 @@ int zuf_dispatch(struct zuf_sb_info *sbi, struct zuf_call *op)
 {
 	struct zuf_chan *chan;
 	int err, result = -EIO;
-	bool mapped = false;
+	bool mapped = false, unseen = true;
+	u64 evict[ZUF_EVICT_BATCH];
+	unsigned int nr_evict = 0;
 
 	if ((op->name && op->name->len >= ZUF_NAME_MAX) ||
 	    (op->name2 && op->name2->len >= ZUF_NAME_MAX))
@@ -541,7 +585,8 @@ int zuf_dispatch(struct zuf_sb_info *sbi, struct zuf_call *op)
 		err = -EIO;
 		goto out_unlock;
 	}
-	zuf_fill_buf(chan->buf, sbi, op);
+	nr_evict = zuf_evict_take(sbi, evict);
+	zuf_fill_buf(chan->buf, sbi, op, evict, nr_evict);
 	if (op->io && op->io->bounce) {
 		err = zuf_bounce_in(chan, op);
 		if (err)
@@ -561,6 +606,7 @@ int zuf_dispatch(struct zuf_sb_info *sbi, struct zuf_call *op)
 
 	err = wait_event_killable(chan->done_wq, zuf_chan_answered(chan));
 	spin_lock(&chan->lock);
+	unseen = false;
 	if (chan->done) {
 		chan->done = false;
 		result = chan->result;
@@ -569,10 +615,12 @@ int zuf_dispatch(struct zuf_sb_info *sbi, struct zuf_call *op)
 		err = -EIO;
 	} else {
 		/* killed: if the ZT has it, its answer is discarded */
-		if (chan->pending)
+		if (chan->pending) {
 			chan->pending = false;
-		else
+			unseen = true;
+		} else {
 			chan->abandoned = true;
+		}
 		err = -EINTR;
 	}
 	spin_unlock(&chan->lock);
@@ -586,6 +634,8 @@ int zuf_dispatch(struct zuf_sb_info *sbi, struct zuf_call *op)
 		zuf_win_unmap(chan, op->io);
 out_unlock:
 	mutex_unlock(&chan->mutex);
+	if (unseen && nr_evict && !zuf_server_dead(sbi->srv))
+		zuf_evict_requeue(sbi, evict, nr_evict);
 out_put:
 	zuf_chan_put(chan);
 	op->result = err;

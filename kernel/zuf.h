@@ -104,6 +104,10 @@ struct zuf_sb_info {
 	u64 root_ino;
 	bool mounted;			/* the server has it mounted: UMOUNT owed */
 	bool shut_down;			/* the shutdown ioctl: every operation is EIO */
+	/* unlinked inodes evicted since the last call, sent with the next (zuf_op_buf.evict) */
+	spinlock_t evict_lock;
+	unsigned int nr_evict;
+	u64 evict[ZUF_EVICT_BATCH];
 	char *options;
 	struct list_head pmem_files;	/* zuf_pmem.list, under zuf_lock */
 };
@@ -204,6 +208,7 @@ long zuf_ioc_zt_wait(struct file *file, void __user *arg);
 int zuf_zt_mmap(struct file *file, struct vm_area_struct *vma);
 void zuf_chan_release(struct zuf_chan *chan);
 int zuf_dispatch(struct zuf_sb_info *sbi, struct zuf_call *op);
+bool zuf_evict_later(struct zuf_sb_info *sbi, u64 ino);
 
 /* zuf-ioctl.c */
 long zuf_ioctl_file(struct file *file, unsigned int cmd, unsigned long arg);

@@ -23,7 +23,7 @@
 #include <linux/types.h>
 #include <linux/ioctl.h>
 
-#define ZUF_ABI_VERSION		6
+#define ZUF_ABI_VERSION		7
 #define ZUF_DEVICE_NAME		"zuf"
 
 #define ZUF_FS_NAME_MAX		16	/* bytes of a filesystem type name, NUL included */
@@ -125,7 +125,8 @@ enum zuf_op {
 	ZUF_OP_OPEN,		/* ino */
 	ZUF_OP_RELEASE,		/* ino */
 	ZUF_OP_EVICT,		/* ino: the kernel dropped its inode; until then the server
-				 * keeps an unlinked inode alive (OPEN/RELEASE are not sent) */
+				 * keeps an unlinked inode alive (OPEN/RELEASE are not sent).
+				 * Unlinked inodes are not sent this way: see evict[] */
 	ZUF_OP_FIEMAP,		/* ino, offset, len (window bytes) -> zuf_extent records in
 				 * window: the file's extents from the one holding offset on */
 	ZUF_OP_TMPFILE,		/* ino=dir, create -> attr: a regular file no directory names
@@ -135,6 +136,8 @@ enum zuf_op {
 				 * open(O_CREAT) of a name the kernel has not looked up */
 	ZUF_OP_MAX
 };
+
+#define ZUF_EVICT_BATCH		16	/* evictions one call carries (zuf_op_buf.evict) */
 
 #define ZUF_F_APPEND		0x1	/* WRITE at end of file */
 #define ZUF_F_DATASYNC		0x2	/* FSYNC of data only */
@@ -252,6 +255,14 @@ struct zuf_op_buf {
 	char name[ZUF_NAME_MAX];	/* LOOKUP, creates, LINK, UNLINK, RMDIR, RENAME; xattr name */
 	char name2[ZUF_NAME_MAX];	/* RENAME: new name */
 	struct zuf_setattr set;
+	/*
+	 * Unlinked inodes the kernel dropped since the last call: the server releases them (as
+	 * EVICT) before serving this one. No name hands such an inode out again, so its release
+	 * may wait for the next call instead of costing one of its own (an unlink's).
+	 */
+	__u32 nr_evict;
+	__u32 pad2;
+	__u64 evict[ZUF_EVICT_BATCH];
 	/* reply */
 	__s32 result;			/* 0 or -errno (also returned through ZT_WAIT) */
 	__u32 pad;

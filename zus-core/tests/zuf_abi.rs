@@ -31,7 +31,7 @@ int main(void) {
   S(zuf_op_buf) O(zuf_op_buf, sb_id) O(zuf_op_buf, ino) O(zuf_op_buf, ino2) O(zuf_op_buf, offset)
   O(zuf_op_buf, len) O(zuf_op_buf, window_off) O(zuf_op_buf, mode) O(zuf_op_buf, rdev) O(zuf_op_buf, uid)
   O(zuf_op_buf, gid) O(zuf_op_buf, name_len) O(zuf_op_buf, name2_len) O(zuf_op_buf, name)
-  O(zuf_op_buf, name2) O(zuf_op_buf, set) O(zuf_op_buf, result) O(zuf_op_buf, out_len)
+  O(zuf_op_buf, name2) O(zuf_op_buf, set) O(zuf_op_buf, nr_evict) O(zuf_op_buf, evict) O(zuf_op_buf, result) O(zuf_op_buf, out_len)
   O(zuf_op_buf, out_offset) O(zuf_op_buf, attr) O(zuf_op_buf, statfs)
   C(ZUF_ABI_VERSION) C(ZUF_FS_NAME_MAX) C(ZUF_PATH_MAX) C(ZUF_OPTIONS_MAX) C(ZUF_NAME_MAX)
   C(ZUF_MAX_CPUS) C(ZUF_OP_BUF_SIZE) C(ZUF_WINDOW_OFFSET) C(ZUF_WINDOW_SIZE)
@@ -43,7 +43,7 @@ int main(void) {
   C(ZUF_OP_RENAME) C(ZUF_OP_READDIR) C(ZUF_OP_READ) C(ZUF_OP_WRITE) C(ZUF_OP_FSYNC)
   C(ZUF_OP_FALLOCATE) C(ZUF_OP_LLSEEK) C(ZUF_OP_STATFS) C(ZUF_OP_SETXATTR) C(ZUF_OP_GETXATTR)
   C(ZUF_OP_LISTXATTR) C(ZUF_OP_REMOVEXATTR) C(ZUF_OP_GET_BLOCK) C(ZUF_OP_OPEN) C(ZUF_OP_RELEASE)
-  C(ZUF_OP_EVICT) C(ZUF_OP_FIEMAP) C(ZUF_OP_TMPFILE) C(ZUF_OP_CREATE) C(ZUF_OP_MAX) C(ZUF_EXTENT_LAST)
+  C(ZUF_OP_EVICT) C(ZUF_OP_FIEMAP) C(ZUF_OP_TMPFILE) C(ZUF_OP_CREATE) C(ZUF_OP_MAX) C(ZUF_EVICT_BATCH) C(ZUF_EXTENT_LAST)
   C(ZUF_F_APPEND) C(ZUF_F_DATASYNC) C(ZUF_F_FOR_WRITE) C(ZUF_F_EXCL) C(ZUF_F_RENAME_NOREPLACE) C(ZUF_F_RENAME_EXCHANGE) C(ZUF_F_RENAME_WHITEOUT)
   C(ZUF_SET_MODE) C(ZUF_SET_UID) C(ZUF_SET_GID) C(ZUF_SET_SIZE) C(ZUF_SET_ATIME) C(ZUF_SET_MTIME)
   C(ZUF_SET_ATIME_NOW) C(ZUF_SET_MTIME_NOW) C(ZUF_SET_CTIME) C(ZUF_SET_FLAGS) C(ZUF_IFLAGS)
@@ -167,6 +167,8 @@ fn zuf_abi_matches_the_c_header() {
     off!(ZufOpBuf, name, "zuf_op_buf");
     off!(ZufOpBuf, name2, "zuf_op_buf");
     off!(ZufOpBuf, set, "zuf_op_buf");
+    off!(ZufOpBuf, nr_evict, "zuf_op_buf");
+    off!(ZufOpBuf, evict, "zuf_op_buf");
     off!(ZufOpBuf, result, "zuf_op_buf");
     off!(ZufOpBuf, out_len, "zuf_op_buf");
     off!(ZufOpBuf, out_offset, "zuf_op_buf");
@@ -210,6 +212,7 @@ fn zuf_abi_matches_the_c_header() {
         ("ZUF_OP_FIEMAP", op::FIEMAP as u64),
         ("ZUF_OP_TMPFILE", op::TMPFILE as u64),
         ("ZUF_OP_CREATE", op::CREATE as u64),
+        ("ZUF_EVICT_BATCH", ZUF_EVICT_BATCH as u64),
         ("ZUF_EXTENT_LAST", ZUF_EXTENT_LAST as u64),
         ("ZUF_OP_FALLOCATE", op::FALLOCATE as u64),
         ("ZUF_OP_LLSEEK", op::LLSEEK as u64),

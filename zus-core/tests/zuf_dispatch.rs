@@ -44,6 +44,9 @@ fn blank(op: u32, ino: u64) -> ZufOpBuf {
         name: [0; ZUF_NAME_MAX],
         name2: [0; ZUF_NAME_MAX],
         set: Default::default(),
+        nr_evict: 0,
+        pad2: 0,
+        evict: [0; ZUF_EVICT_BATCH],
         result: 0,
         pad: 0,
         out_len: 0,
@@ -335,4 +338,43 @@ fn create_finds_or_makes_a_regular_file_in_one_operation() {
     let mut fifo = create("p", libc::S_IFIFO | 0o644, 0);
     assert_eq!(run(&fs, &mut fifo, &mut window), -libc::EINVAL);
     assert!(fs.lookup(1, b"p").is_err());
+}
+
+#[test]
+fn an_unlinked_inode_the_kernel_dropped_is_freed_by_the_next_call_that_carries_it() {
+    let (_img, fs) = fresh("evict");
+    let m = zus_core::zuf::Mounted::new(fs);
+    let mut window = anonymous(ZUF_WINDOW_SIZE as usize).unwrap();
+    let free = |m: &zus_core::zuf::Mounted<pmfs::Fs>, window: &mut Mapping| {
+        let mut s = blank(op::STATFS, 1);
+        assert_eq!(m.serve(&mut s, window), 0);
+        s.statfs.bfree
+    };
+    let before = free(&m, &mut window);
+    let mut op = named(op::MKNOD, 1, "f");
+    op.mode = libc::S_IFREG | 0o644;
+    assert_eq!(m.serve(&mut op, &mut window), 0);
+    let ino = op.attr.ino;
+    window.slice(0, 1 << 20).unwrap().fill(7);
+    let mut w = blank(op::WRITE, ino);
+    w.len = 1 << 20;
+    assert_eq!(m.serve(&mut w, &mut window), 0);
+    assert_eq!(m.serve(&mut named(op::UNLINK, 1, "f"), &mut window), 0);
+    // The kernel still holds it (an open descriptor): it lives on, blocks and all.
+    assert_eq!(m.serve(&mut blank(op::GETATTR, ino), &mut window), 0);
+    let held = free(&m, &mut window);
+    assert!(held + 256 <= before, "1 MiB written: {before} -> {held} free blocks");
+    // The kernel dropped it; the next call, whatever it is, carries that.
+    let mut s = blank(op::STATFS, 1);
+    s.nr_evict = 1;
+    s.evict[0] = ino;
+    assert_eq!(m.serve(&mut s, &mut window), 0);
+    assert!(s.statfs.bfree >= held + 256, "blocks not given back: {held} -> {}", s.statfs.bfree);
+    assert_ne!(m.serve(&mut blank(op::GETATTR, ino), &mut window), 0, "the inode outlived its release");
+    // A count past the batch is a malformed call, refused before anything is served.
+    let mut bad = named(op::MKNOD, 1, "g");
+    bad.mode = libc::S_IFREG | 0o644;
+    bad.nr_evict = ZUF_EVICT_BATCH as u32 + 1;
+    assert_eq!(m.serve(&mut bad, &mut window), -libc::EINVAL);
+    assert_eq!(m.serve(&mut named(op::LOOKUP, 1, "g"), &mut window), -libc::ENOENT);
 }

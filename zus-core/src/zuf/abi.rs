@@ -2,7 +2,7 @@
 //! `tests/zuf_abi.rs` compiles a C program against the header and checks every size, offset
 //! and constant here against it. Change both together and bump [`ZUF_ABI_VERSION`].
 
-pub const ZUF_ABI_VERSION: u32 = 6;
+pub const ZUF_ABI_VERSION: u32 = 7;
 pub const ZUF_DEVICE_NAME: &str = "zuf";
 
 pub const ZUF_FS_NAME_MAX: usize = 16;
@@ -121,6 +121,7 @@ pub mod op {
     pub const MAX: u32 = 30;
 }
 
+pub const ZUF_EVICT_BATCH: usize = 16;
 pub const ZUF_F_APPEND: u32 = 0x1;
 pub const ZUF_F_DATASYNC: u32 = 0x2;
 pub const ZUF_F_FOR_WRITE: u32 = 0x4;
@@ -242,6 +243,10 @@ pub struct ZufOpBuf {
     pub name: [u8; ZUF_NAME_MAX],
     pub name2: [u8; ZUF_NAME_MAX],
     pub set: ZufSetattr,
+    /// Unlinked inodes the kernel dropped since its last call: released before this one.
+    pub nr_evict: u32,
+    pub pad2: u32,
+    pub evict: [u64; ZUF_EVICT_BATCH],
     pub result: i32,
     pub pad: u32,
     pub out_len: u64,

@@ -33,10 +33,15 @@ impl<F: ZusFs> Mounted<F> {
 
     /// Serve one operation and keep the held-inode set up to date.
     pub fn serve(&self, op: &mut ZufOpBuf, window: &mut sys::Mapping) -> i32 {
+        // Unlinked inodes the kernel dropped since its last call ride in this one.
+        let Some(dropped) = op.evict.get(..op.nr_evict as usize) else {
+            return -libc::EINVAL;
+        };
+        for &ino in dropped {
+            self.release(ino);
+        }
         if op.op == abi::op::EVICT {
-            if self.held.lock().remove(&op.ino) {
-                let _ = self.fs.release(op.ino);
-            }
+            self.release(op.ino);
             return 0;
         }
         let result = dispatch::serve(&self.fs, op, window);
@@ -61,6 +66,13 @@ impl<F: ZusFs> Mounted<F> {
             }
         }
         result
+    }
+
+    /// The kernel dropped its inode `ino`: if it held it, the filesystem may free it now.
+    fn release(&self, ino: u64) {
+        if self.held.lock().remove(&ino) {
+            let _ = self.fs.release(ino);
+        }
     }
 }
 
