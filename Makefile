@@ -161,6 +161,7 @@ vm-test: build
 	$(MAKE) -C kernel test
 	cc -static -O2 -Wall -o tests/vm/progs/daxmmap tests/vm/progs/daxmmap.c
 	cc -static -O2 -Wall -o tests/vm/progs/fhandle tests/vm/progs/fhandle.c
+	cc -static -O2 -Wall -o tests/vm/progs/rename tests/vm/progs/rename.c
 	$(SUDO) tests/vm/run-all.sh
 
 # bench: zpmfs in-process, over FUSE, the persistence floor, a null FUSE server and tmpfs side by

@@ -7,6 +7,7 @@
 
 #include <linux/fs.h>
 #include <linux/mm.h>
+#include <linux/namei.h>
 #include <linux/slab.h>
 #include <linux/posix_acl.h>
 #include "zuf.h"
@@ -48,6 +49,17 @@ static struct dentry *zuf_lookup(struct inode *dir, struct dentry *dentry, unsig
 	struct inode *inode = NULL;
 	int err;
 
+	/*
+	 * A rename's target: RENAME itself finds and replaces what the name holds, and its reply
+	 * says what that was (zuf_rename_names), so a LOOKUP first would be a second round trip.
+	 * The dentry stays negative and unhashed; the rename's d_move puts the renamed one in its
+	 * place (NFS does the same). Not in a sticky directory: there the VFS must see the target
+	 * to check who may replace it (may_delete); what else it checks on a target the server
+	 * checks itself (type, emptiness, immutable and append-only flags), and a mount point or
+	 * swap file is always in the dcache.
+	 */
+	if ((flags & LOOKUP_RENAME_TARGET) && !(dir->i_mode & S_ISVTX))
+		return NULL;
 	err = zuf_dispatch(ZUF_SB(dir->i_sb), &op);
 	if (err == -ENOENT)
 		return d_splice_alias(NULL, dentry);
@@ -340,6 +352,28 @@ static int zuf_rmdir(struct inode *dir, struct dentry *dentry)
 	return 0;
 }
 
+/*
+ * A rename replaced an inode the kernel had not looked up under that name (zuf_lookup skips
+ * a rename's target): if the kernel caches it under another name, take the link count the
+ * server reports. Not an inode whose counts the caller adjusts itself.
+ */
+static void zuf_replaced_unseen(struct inode *old_dir, struct inode *new_dir,
+				struct inode *moved, const struct zuf_attr *attr)
+{
+	struct inode *victim;
+
+	if (zuf_check_attr(attr, 0) || attr->ino == old_dir->i_ino ||
+	    attr->ino == new_dir->i_ino || attr->ino == moved->i_ino) {
+		pr_warn_ratelimited("bad replaced inode %llu in a rename's reply\n", attr->ino);
+		return;
+	}
+	victim = ilookup(old_dir->i_sb, attr->ino);
+	if (!victim)
+		return;
+	zuf_apply_reply_attr(victim, attr);
+	iput(victim);
+}
+
 static int zuf_rename_names(struct inode *old_dir, struct dentry *old_dentry,
 			    struct inode *new_dir, struct dentry *new_dentry, unsigned int flags)
 {
@@ -382,10 +416,13 @@ static int zuf_rename_names(struct inode *old_dir, struct dentry *old_dentry,
 			zuf_clear_nlink(new_inode);
 		else
 			zuf_drop_nlink(new_inode);
+	} else if (op.attr.ino) {
+		zuf_replaced_unseen(old_dir, new_dir, old_inode, &op.attr);
 	}
 	if (S_ISDIR(old_inode->i_mode)) {
 		zuf_drop_nlink(old_dir);
-		if (!new_inode)
+		/* a directory that replaced one leaves new_dir's count as it was */
+		if (!new_inode && !(op.attr.ino && S_ISDIR(op.attr.mode)))
 			zuf_inc_nlink(new_dir);
 	}
 	return 0;

@@ -23,7 +23,7 @@
 #include <linux/types.h>
 #include <linux/ioctl.h>
 
-#define ZUF_ABI_VERSION		7
+#define ZUF_ABI_VERSION		8
 #define ZUF_DEVICE_NAME		"zuf"
 
 #define ZUF_FS_NAME_MAX		16	/* bytes of a filesystem type name, NUL included */
@@ -108,7 +108,7 @@ enum zuf_op {
 	ZUF_OP_LINK,		/* ino=target, dir2, name -> attr */
 	ZUF_OP_UNLINK,		/* ino=dir, name */
 	ZUF_OP_RMDIR,		/* ino=dir, name */
-	ZUF_OP_RENAME,		/* ino=dir, name, dir2, name2, flags */
+	ZUF_OP_RENAME,		/* ino=dir, name, dir2, name2, flags -> attr of what lost name2 */
 	ZUF_OP_READDIR,		/* ino, offset -> dirents in window */
 	ZUF_OP_READ,		/* ino, offset, len: data into window */
 	ZUF_OP_WRITE,		/* ino, offset, len: data from window (flags: append) */

@@ -354,7 +354,7 @@ static int do_rename(struct zuf_op_buf *op)
 {
 	struct fdent *from = find_dent(op->ino, op->name, op->name_len);
 	struct fdent *to = find_dent(op->ino2, op->name2, op->name2_len);
-	__u64 ino;
+	__u64 ino, replaced = 0;
 
 	if (!from)
 		return -ENOENT;
@@ -371,6 +371,7 @@ static int do_rename(struct zuf_op_buf *op)
 			return -EEXIST;
 		if (S_ISDIR(inode_of(to->ino)->mode) && !dir_empty(to->ino))
 			return -ENOTEMPTY;
+		replaced = to->ino;
 		drop_dent(to);
 	}
 	if (!op->name2_len || op->name2_len >= ZUF_NAME_MAX)
@@ -382,7 +383,9 @@ static int do_rename(struct zuf_op_buf *op)
 	from->dir = op->ino2;
 	memcpy(from->name, op->name2, op->name2_len);
 	from->name[op->name2_len] = '\0';
-	return 0;
+	/* what lost the name, for a kernel that did not look the target up */
+	memset(&op->attr, 0, sizeof(op->attr));
+	return replaced ? fill_attr(&op->attr, replaced) : 0;
 }
 
 static int do_xattr(struct zuf_op_buf *op, char *win, struct fnode *n)

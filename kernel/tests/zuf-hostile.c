@@ -577,6 +577,15 @@ static int answer_hostile(struct zuf_op_buf *op, char *win)
 		op->out_len = S_ISDIR(op->attr.mode) ? 1 : 2 + rn(100);
 		count(C_BAD_ATTR);
 		return 0;
+	case ZUF_OP_RENAME:
+		/* "replaced" one of the rename's own directories, or malformed attributes */
+		if (rn(2)) {
+			good_attr(&op->attr, rn(2) ? op->ino : op->ino2, S_IFDIR | 0755);
+			count(C_BAD_INO);
+		} else {
+			bad_attr(op);
+		}
+		return 0;
 	case ZUF_OP_MKNOD:
 	case ZUF_OP_MKDIR:
 	case ZUF_OP_SYMLINK:

@@ -961,6 +961,20 @@ impl Fs {
         new_name: &[u8],
         flags: RenameFlags,
     ) -> Result<()> {
+        self.rename_replacing(parent, name, new_parent, new_name, flags).map(|_| ())
+    }
+
+    /// [`Fs::rename`], saying which inode lost the name `new_name` to the renamed one (its
+    /// link count dropped; None when the name was free, or with RENAME_EXCHANGE): a client
+    /// that did not look the target up first (zuf.ko) learns what it replaced.
+    pub fn rename_replacing(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        new_parent: Ino,
+        new_name: &[u8],
+        flags: RenameFlags,
+    ) -> Result<Option<Ino>> {
         self.check_writable()?;
         if flags.exchange && (flags.noreplace || flags.whiteout) {
             return Err(Error::Invalid("RENAME_EXCHANGE with RENAME_NOREPLACE or RENAME_WHITEOUT"));
@@ -981,7 +995,7 @@ impl Fs {
             let dst = find(new_parent, new_name)?;
             if let Some(d) = dst {
                 if d.ino == src.ino {
-                    return Ok(()); // both names are links to the same inode: POSIX says do nothing
+                    return Ok(None); // both names are links to the same inode: POSIX says do nothing
                 }
             }
             if flags.exchange && dst.is_none() {
@@ -1026,7 +1040,7 @@ impl Fs {
         src: DirSlot,
         dst: Option<DirSlot>,
         flags: RenameFlags,
-    ) -> Result<()> {
+    ) -> Result<Option<Ino>> {
         let src_dir = src.kind == FileKind::Directory;
         if l.get(new_parent).nlink == 0 {
             return Err(Error::NotFound);
@@ -1154,7 +1168,7 @@ impl Fs {
         if let Some(v) = victim {
             self.drop_link(l, v)?;
         }
-        Ok(())
+        Ok(victim)
     }
 
     /// An open file handle keeps an unlinked inode alive until [`Fs::release`].

@@ -42,6 +42,8 @@ pub trait ZusFs: Send + Sync {
     fn link(&self, ino: Ino, new_parent: Ino, new_name: &[u8]) -> Result<Attr>;
     fn unlink(&self, parent: Ino, name: &[u8]) -> Result<()>;
     fn rmdir(&self, parent: Ino, name: &[u8]) -> Result<()>;
+    /// Returns the inode that lost the name `new_name` (its link count dropped), if any: zuf.ko
+    /// does not look a rename's target up first, so the reply tells it what was replaced.
     fn rename(
         &self,
         parent: Ino,
@@ -49,7 +51,7 @@ pub trait ZusFs: Send + Sync {
         new_parent: Ino,
         new_name: &[u8],
         flags: RenameFlags,
-    ) -> Result<()>;
+    ) -> Result<Option<Ino>>;
     /// A regular file no directory names (O_TMPFILE), owned as if created in `parent`, with
     /// link count 0: the caller holds it ([`ZusFs::open`]) and [`ZusFs::link`] may name it.
     fn tmpfile(&self, parent: Ino, mode: u32, caller: Caller) -> Result<Attr>;

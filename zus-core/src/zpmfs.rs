@@ -60,8 +60,8 @@ impl ZusFs for pmfs::Fs {
         new_parent: Ino,
         new_name: &[u8],
         flags: RenameFlags,
-    ) -> Result<()> {
-        pmfs::Fs::rename(self, parent, name, new_parent, new_name, flags)
+    ) -> Result<Option<Ino>> {
+        pmfs::Fs::rename_replacing(self, parent, name, new_parent, new_name, flags)
     }
     fn tmpfile(&self, parent: Ino, mode: u32, caller: Caller) -> Result<Attr> {
         pmfs::Fs::tmpfile(self, parent, mode, caller)

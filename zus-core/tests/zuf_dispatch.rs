@@ -247,6 +247,63 @@ fn rename_whiteout_leaves_a_whiteout_at_the_old_name() {
     assert_eq!(run(&fs, &mut rename, &mut window), -libc::EINVAL);
 }
 
+/// zuf.ko does not look a rename's target up: the reply names the inode that lost the name,
+/// with its link count after the rename, so that the kernel can update it where it caches it
+/// under another name; ino 0 when the name was free, for an exchange, or when the replaced
+/// inode is gone already (nothing held it).
+#[test]
+fn rename_reports_the_inode_it_replaced() {
+    let (_img, fs) = fresh("replaced");
+    let mut window = anonymous(ZUF_WINDOW_SIZE as usize).unwrap();
+    for n in ["a", "b", "x", "y"] {
+        let mut create = named(op::MKNOD, 1, n);
+        create.mode = libc::S_IFREG | 0o644;
+        assert_eq!(run(&fs, &mut create, &mut window), 0);
+    }
+    let b = fs.lookup(1, b"b").unwrap().ino;
+    let mut link = named(op::LINK, b, "c");
+    link.ino2 = 1;
+    assert_eq!(run(&fs, &mut link, &mut window), 0);
+    let rename = |from: &str, to: &str, flags: u32, window: &mut Mapping| {
+        let mut r = named(op::RENAME, 1, from);
+        r.ino2 = 1;
+        r.name2[..to.len()].copy_from_slice(to.as_bytes());
+        r.name2_len = to.len() as u32;
+        r.flags = flags;
+        r.attr.ino = 999; // whatever the buffer held before: the reply must overwrite it
+        assert_eq!(run(&fs, &mut r, window), 0, "rename {from} -> {to}");
+        r.attr
+    };
+    // b also has the name c: it survives with one link, and the reply says so.
+    let replaced = rename("a", "b", 0, &mut window);
+    assert_eq!((replaced.ino, replaced.nlink, replaced.mode), (b, 1, libc::S_IFREG | 0o644));
+    assert_eq!(rename("b", "fresh", 0, &mut window).ino, 0);
+    assert_eq!(rename("fresh", "c", ZUF_F_RENAME_EXCHANGE, &mut window).ino, 0);
+    // y had one name and nothing held it open: freed by the rename, so nothing to report.
+    assert_eq!(rename("x", "y", 0, &mut window).ino, 0);
+    assert!(fs.lookup(1, b"x").is_err());
+
+    // Held by the kernel (it made q, so it caches q's inode): kept with no link until its
+    // EVICT, and reported with link count 0.
+    let m = zus_core::zuf::Mounted::new(fs);
+    for n in ["p", "q"] {
+        let mut create = named(op::MKNOD, 1, n);
+        create.mode = libc::S_IFREG | 0o600;
+        assert_eq!(m.serve(&mut create, &mut window), 0);
+    }
+    let q = m.fs.lookup(1, b"q").unwrap().ino;
+    let mut r = named(op::RENAME, 1, "p");
+    r.ino2 = 1;
+    r.name2[0] = b'q';
+    r.name2_len = 1;
+    assert_eq!(m.serve(&mut r, &mut window), 0);
+    assert_eq!((r.attr.ino, r.attr.nlink), (q, 0));
+    assert!(m.fs.getattr(q).is_ok(), "held while the kernel has it");
+    let mut evict = blank(op::EVICT, q);
+    assert_eq!(m.serve(&mut evict, &mut window), 0);
+    assert!(m.fs.getattr(q).is_err(), "freed at its EVICT");
+}
+
 /// chattr over zuf.ko: a SETATTR of ZUF_SET_FLAGS alone sets them and answers them in the
 /// attributes; mixed with other attributes, or a flag zpmfs does not keep, it is refused.
 #[test]

@@ -339,7 +339,7 @@ impl<F: ZusFs + 'static> Handlers<F> {
     ) -> OpResult<()> {
         self.pin.pin_current();
         let f = convert::rename_flags(flags)?;
-        fs_err(self.fs.rename(parent, name, newparent, newname, f))
+        fs_err(self.fs.rename(parent, name, newparent, newname, f).map(|_| ()))
     }
 
     pub fn link(&self, ino: u64, newparent: u64, newname: &[u8]) -> OpResult<Attr> {

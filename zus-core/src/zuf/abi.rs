@@ -2,7 +2,7 @@
 //! `tests/zuf_abi.rs` compiles a C program against the header and checks every size, offset
 //! and constant here against it. Change both together and bump [`ZUF_ABI_VERSION`].
 
-pub const ZUF_ABI_VERSION: u32 = 7;
+pub const ZUF_ABI_VERSION: u32 = 8;
 pub const ZUF_DEVICE_NAME: &str = "zuf";
 
 pub const ZUF_FS_NAME_MAX: usize = 16;

@@ -172,7 +172,14 @@ fn serve_inner<F: ZusFs + ?Sized>(fs: &F, op: &mut ZufOpBuf, window: &mut Mappin
                 return Err(Error::Invalid("rename flags"));
             }
             let (a, b) = (name(&op.name, op.name_len)?.to_vec(), name(&op.name2, op.name2_len)?.to_vec());
-            fs.rename(ino, &a, op.ino2, &b, flags)?;
+            // zuf.ko does not look the target up first: tell it what lost the name, with its
+            // link count now, in case it caches that inode under another name. Freed already
+            // (ino 0 then): the kernel held no reference, so it caches nothing of it.
+            let replaced = fs.rename(ino, &a, op.ino2, &b, flags)?;
+            op.attr = match replaced.map(|v| fs.getattr(v)) {
+                Some(Ok(attr)) => encode_attr(&attr),
+                _ => Default::default(),
+            };
         }
         op::READDIR => {
             let dst = data(window, op)?;
