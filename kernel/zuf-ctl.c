@@ -78,7 +78,11 @@ long zuf_ioc_register_fs(struct file *file, void __user *arg)
 	strscpy(zft->name, reg.fs_name, sizeof(zft->name));
 	zft->fst.name = zft->name;
 	zft->fst.owner = THIS_MODULE;
-	zft->fst.fs_flags = FS_REQUIRES_DEV;
+	/*
+	 * Idmapped mounts: the VFS maps ids for permission checks, stat, chown and ACLs; creates
+	 * send the mapped owner (zuf_call.owner_ns).
+	 */
+	zft->fst.fs_flags = FS_REQUIRES_DEV | FS_ALLOW_IDMAP;
 	zft->fst.mount = zuf_mount;
 	zft->fst.kill_sb = zuf_kill_sb;
 	err = register_filesystem(&zft->fst);

@@ -7,6 +7,7 @@
 
 #include <linux/fs.h>
 #include <linux/mm.h>
+#include <linux/mount.h>
 #include <linux/namei.h>
 #include <linux/slab.h>
 #include <linux/posix_acl.h>
@@ -82,12 +83,14 @@ static struct dentry *zuf_lookup(struct inode *dir, struct dentry *dentry, unsig
  * Create @dentry in @dir: MKNOD, MKDIR or SYMLINK (@target in the window); or, with @tmp,
  * TMPFILE: a regular file no directory names, opened as @tmp.
  */
-static int zuf_new_inode(struct inode *dir, struct dentry *dentry, u32 opcode, umode_t mode,
-			 dev_t rdev, const char *target, struct file *tmp)
+static int zuf_new_inode(struct user_namespace *mnt_userns, struct inode *dir,
+			 struct dentry *dentry, u32 opcode, umode_t mode, dev_t rdev,
+			 const char *target, struct file *tmp)
 {
 	struct zuf_io io = { .server_writes = false };
 	struct zuf_call op = { .op = opcode, .ino = dir->i_ino,
-			     .name = tmp ? NULL : &dentry->d_name, .rdev = new_encode_dev(rdev) };
+			     .name = tmp ? NULL : &dentry->d_name, .rdev = new_encode_dev(rdev),
+			     .owner_ns = mnt_userns };
 	struct posix_acl *default_acl = NULL, *acl = NULL;
 	struct inode *inode;
 	int err;
@@ -159,10 +162,10 @@ out_acl:
 }
 
 /* zuf_new_inode, then @dir's attributes (size, times, a new subdirectory's link) are stale. */
-static int zuf_new(struct inode *dir, struct dentry *dentry, u32 opcode, umode_t mode,
-		   dev_t rdev, const char *target, struct file *tmp)
+static int zuf_new(struct user_namespace *mnt_userns, struct inode *dir, struct dentry *dentry,
+		   u32 opcode, umode_t mode, dev_t rdev, const char *target, struct file *tmp)
 {
-	int err = zuf_new_inode(dir, dentry, opcode, mode, rdev, target, tmp);
+	int err = zuf_new_inode(mnt_userns, dir, dentry, opcode, mode, rdev, target, tmp);
 
 	/* last, after the local link count change: a GETATTR before it is not kept */
 	zuf_attr_stale(dir);
@@ -172,7 +175,8 @@ static int zuf_new(struct inode *dir, struct dentry *dentry, u32 opcode, umode_t
 static int zuf_create(struct user_namespace *mnt_userns, struct inode *dir,
 		      struct dentry *dentry, umode_t mode, bool excl)
 {
-	return zuf_new(dir, dentry, ZUF_OP_MKNOD, (mode & 07777) | S_IFREG, 0, NULL, NULL);
+	return zuf_new(mnt_userns, dir, dentry, ZUF_OP_MKNOD, (mode & 07777) | S_IFREG, 0, NULL,
+		       NULL);
 }
 
 /*
@@ -185,7 +189,8 @@ static int zuf_create_open(struct inode *dir, struct dentry *dentry, struct file
 			   unsigned int flags, umode_t mode)
 {
 	struct zuf_call op = { .op = ZUF_OP_CREATE, .ino = dir->i_ino, .name = &dentry->d_name,
-			     .flags = (flags & O_EXCL) ? ZUF_F_EXCL : 0 };
+			     .flags = (flags & O_EXCL) ? ZUF_F_EXCL : 0,
+			     .owner_ns = mnt_user_ns(file->f_path.mnt) };
 	struct posix_acl *default_acl = NULL, *acl = NULL;
 	struct dentry *res;
 	struct inode *inode;
@@ -260,7 +265,7 @@ static int zuf_atomic_open(struct inode *dir, struct dentry *dentry, struct file
 			return PTR_ERR(res);
 	} else if (flags & O_CREAT) {
 		/* a cached negative dentry: the name is free, as the VFS's ->create would see it */
-		err = zuf_create(&init_user_ns, dir, dentry, mode, flags & O_EXCL);
+		err = zuf_create(mnt_user_ns(file->f_path.mnt), dir, dentry, mode, flags & O_EXCL);
 		if (err)
 			return err;
 		file->f_mode |= FMODE_CREATED;
@@ -273,8 +278,8 @@ static int zuf_atomic_open(struct inode *dir, struct dentry *dentry, struct file
 static int zuf_tmpfile(struct user_namespace *mnt_userns, struct inode *dir,
 		       struct file *file, umode_t mode)
 {
-	return zuf_new(dir, file->f_path.dentry, ZUF_OP_TMPFILE, (mode & 07777) | S_IFREG, 0,
-		       NULL, file);
+	return zuf_new(mnt_userns, dir, file->f_path.dentry, ZUF_OP_TMPFILE,
+		       (mode & 07777) | S_IFREG, 0, NULL, file);
 }
 
 static int zuf_mknod(struct user_namespace *mnt_userns, struct inode *dir,
@@ -282,19 +287,20 @@ static int zuf_mknod(struct user_namespace *mnt_userns, struct inode *dir,
 {
 	if (S_ISDIR(mode) || S_ISLNK(mode))
 		return -EINVAL;
-	return zuf_new(dir, dentry, ZUF_OP_MKNOD, mode, rdev, NULL, NULL);
+	return zuf_new(mnt_userns, dir, dentry, ZUF_OP_MKNOD, mode, rdev, NULL, NULL);
 }
 
 static int zuf_mkdir(struct user_namespace *mnt_userns, struct inode *dir,
 		     struct dentry *dentry, umode_t mode)
 {
-	return zuf_new(dir, dentry, ZUF_OP_MKDIR, (mode & 07777) | S_IFDIR, 0, NULL, NULL);
+	return zuf_new(mnt_userns, dir, dentry, ZUF_OP_MKDIR, (mode & 07777) | S_IFDIR, 0, NULL,
+		       NULL);
 }
 
 static int zuf_symlink(struct user_namespace *mnt_userns, struct inode *dir,
 		       struct dentry *dentry, const char *target)
 {
-	return zuf_new(dir, dentry, ZUF_OP_SYMLINK, S_IFLNK | 0777, 0, target, NULL);
+	return zuf_new(mnt_userns, dir, dentry, ZUF_OP_SYMLINK, S_IFLNK | 0777, 0, target, NULL);
 }
 
 static int zuf_link(struct dentry *old_dentry, struct inode *dir, struct dentry *dentry)

@@ -19,6 +19,7 @@
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
 #include <linux/cred.h>
+#include <linux/mnt_idmapping.h>
 #include <linux/capability.h>
 #include "zuf.h"
 
@@ -479,8 +480,13 @@ static void zuf_fill_buf(struct zuf_op_buf *buf, struct zuf_sb_info *sbi,
 	buf->window_off = op->io ? op->io->off : 0;
 	buf->mode = op->mode;
 	buf->rdev = op->rdev;
-	buf->uid = from_kuid_munged(&init_user_ns, current_fsuid());
-	buf->gid = from_kgid_munged(&init_user_ns, current_fsgid());
+	if (op->owner_ns) {
+		buf->uid = from_kuid_munged(&init_user_ns, mapped_fsuid(op->owner_ns, &init_user_ns));
+		buf->gid = from_kgid_munged(&init_user_ns, mapped_fsgid(op->owner_ns, &init_user_ns));
+	} else {
+		buf->uid = from_kuid_munged(&init_user_ns, current_fsuid());
+		buf->gid = from_kgid_munged(&init_user_ns, current_fsgid());
+	}
 	if (op->name) {
 		buf->name_len = op->name->len;
 		memcpy(buf->name, op->name->name, op->name->len);

@@ -172,6 +172,8 @@ struct zuf_call {
 	const struct qstr *name2;
 	const struct zuf_setattr *set;
 	struct zuf_io *io;
+	/* creates: the mount's idmapping, which maps the caller's fsuid/fsgid to the new owner */
+	struct user_namespace *owner_ns;
 	/* reply, copied out of the buffer once */
 	int result;
 	u64 out_len;
