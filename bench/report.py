@@ -211,6 +211,31 @@ def uring_ratio(rows):
             "note": "no goal set: reported only"}
 
 
+def zuf_write_breakdown(rows):
+    """Where a zuf.ko 4 KiB write's time goes in the guest (informational, no goal): zpmfs's own
+    work (in-process, same guest), the round trip between two processes on one vCPU (the floor
+    under any hand-over to a server thread), and what remains (zuf.ko and zus beyond both)."""
+    zuf = find(rows, "guest_zpmfs_zuf", "randwrite_4k")
+    inproc = find(rows, "guest_zpmfs_inprocess", "randwrite_4k")
+    rtt = find(rows, "guest_switch_floor", "pipe_process_rtt")
+    ext4 = find(rows, "guest_ext4_dax", "randwrite_4k")
+    if not zuf or not inproc or not rtt:
+        return None
+    out = {"what": "guest (TCG): mean latency in us of a fio 4 KiB randwrite over zuf.ko, 1 job, "
+                   "against zpmfs in-process (zbench inproc) and a pipe round trip between two "
+                   "processes on one vCPU (zbench switch); rest = zuf - in-process - round trip",
+           "zuf_write_us": round(zuf["mean_us"], 3),
+           "inprocess_write_us": round(inproc["mean_us"], 3),
+           "process_round_trip_us": round(rtt["mean_us"], 3),
+           "rest_us": round(zuf["mean_us"] - inproc["mean_us"] - rtt["mean_us"], 3)}
+    if ext4:
+        out["ext4_dax_write_us"] = round(ext4["mean_us"], 3)
+        # The best any server round trip could do: ext4-DAX's time would need the round trip
+        # and zpmfs's work to fit in it.
+        out["floor_vs_ext4dax"] = round((inproc["mean_us"] + rtt["mean_us"]) / ext4["mean_us"], 3)
+    return out
+
+
 def extra_ratios(rows):
     """Informational ratios (no goals) for every thread count and workload both sides ran."""
     out = {}
@@ -357,6 +382,7 @@ def main():
     summary["populate"] = populate
     summary["ratio_fuse_uring_vs_fuse"] = uring_ratio(rows)
     summary["other_ratios"] = extra_ratios(rows)
+    summary["zuf_write_breakdown_guest"] = zuf_write_breakdown(rows)
     summary["ratio_numa_remote_vs_local_host"] = numa_ratio(rows, "")
     summary["ratio_numa_remote_vs_local_guest"] = numa_ratio(rows, "guest_")
     summary["numa_spill"] = [o for o in other if o.get("kind") == "numa_spill"]
@@ -398,6 +424,14 @@ def main():
     if u:
         md.append(f"| `ratio_fuse_uring_vs_fuse` (FUSE over io_uring / /dev/fuse, randwrite_4k 1 job, "
                   f"mean; median) | {fmt(u['value'])}; {fmt(u['value_p50'])} |")
+    b = summary["zuf_write_breakdown_guest"]
+    if b:
+        md.append(f"| guest: zuf.ko 4 KiB write = zpmfs in-process + process round trip + rest (us) | "
+                  f"{fmt(b['zuf_write_us'])} = {fmt(b['inprocess_write_us'])} + "
+                  f"{fmt(b['process_round_trip_us'])} + {fmt(b['rest_us'])} |")
+        if "floor_vs_ext4dax" in b:
+            md.append(f"| guest: (in-process + round trip) / ext4-DAX write, the best a server round "
+                      f"trip allows | {fmt(b['floor_vs_ext4dax'])} |")
     for k in ("dram_bytes_per_dentry_readdir_only", "dram_bytes_per_inode_after_crash_mount"):
         if mem.get(k) is not None:
             md.append(f"| `{k}` | {fmt(mem[k])} |")

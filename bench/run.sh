@@ -183,8 +183,11 @@ log "mode $MODE, threads $THREADS, ${SECS}s per measurement, results in $OUT"
 	echo "{\"kind\":\"machine\",\"mode\":\"$MODE\",\"date\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"host\":\"$(hostname)\",\"kernel\":\"$(uname -r)\",\"cpus\":$NCPU,\"cpu_model\":\"$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)\",\"mem_gib\":$(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo),\"loadavg_start\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"secs\":$SECS,\"file_mib\":$FILE_MIB,\"meta_files\":$META_FILES,\"mount_files\":$MOUNT_FILES,\"sparse_writes\":$SPARSE_WRITES,\"threads\":\"$THREADS\",\"fio\":\"$(fio --version)\",\"commit\":\"$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo +dirty)\"}"
 } >>"$JSONL"
 
-# (a) the persistence floor and (b) zpmfs in-process.
+# (a) the persistence floor and (b) zpmfs in-process; beside them the round-trip floor
+# (zbench switch: a system call, a pipe ping-pong between two processes or threads on CPU 0).
 if [ $FUSE_ONLY -eq 0 ]; then
+log "round-trip floor"
+"$BIN/zbench" switch --secs "$SECS" >>"$JSONL"
 for t in $THREADS; do
 	log "floor, $t thread(s)"
 	"$BIN/zbench" floor --dir /dev/shm --threads "$t" --secs "$SECS" --mib "$FILE_MIB" >>"$JSONL"

@@ -3,8 +3,9 @@
 # started by bench/guest/run.sh, which reads its output. Side by side on one guest: zpmfs over
 # zuf.ko on /dev/pmem0, ext4-DAX and xfs-DAX on /dev/pmem0, zpmfs over FUSE (image in the
 # guest's /dev/shm) and tmpfs; fio 4 KiB random write and read (O_DIRECT, psync, as on the
-# host) and zbench meta. Prints zbench's JSON lines and one `FIOJSON NAME {...}` line per fio
-# run. Under TCG absolute times mean nothing: compare only ratios within this run.
+# host) and zbench meta; beside them the round-trip floor (zbench switch) and zpmfs
+# in-process. Prints zbench's JSON lines and one `FIOJSON NAME {...}` line per fio run.
+# Under TCG absolute times mean nothing: compare only ratios within this run.
 # zpmfs-vm: --rootfs --timeout 1800 --mem 3G --extra @REPO@/kernel/zuf.ko:/zuf/zuf.ko --extra @REPO@/target/release/zus:/usr/sbin/zus --extra @REPO@/target/release/mkfs-zpmfs:/usr/sbin/mkfs.zpmfs --extra @REPO@/target/release/zbench:/usr/sbin/zbench --extra /lib/x86_64-linux-gnu/libgcc_s.so.1:/lib/x86_64-linux-gnu/libgcc_s.so.1
 set -uo pipefail
 
@@ -61,6 +62,19 @@ run_target() { # target dir
 }
 
 echo "{\"kind\":\"guest_machine\",\"desc\":\"qemu TCG guest (-accel tcg,thread=multi -cpu max), $(nproc) vCPUs, $(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo) GiB, Linux $(uname -r), NVDIMM $(($(cat /sys/block/pmem0/size) / 2048)) MiB fsdax, $(fio --version); $SECS s per fio run, $FILE_MIB MiB per file, $META_FILES files for metadata\"}"
+
+# The floors under zpmfs over zuf.ko in this guest: a round trip between two tasks on one vCPU
+# (what any hand-over to a server thread and back costs here), and zpmfs's own work per write
+# in-process (image in /dev/shm, as for FUSE below).
+zbench switch --secs "$SECS" | sed 's/"target":"switch_floor"/"target":"guest_switch_floor"/' ||
+	note "zbench switch failed"
+if mkfs.zpmfs -q -s 1G /dev/shm/inproc.img; then
+	zbench inproc --image /dev/shm/inproc.img --threads 1 --secs "$SECS" --mib "$FILE_MIB" |
+		sed 's/"target":"zpmfs_inprocess"/"target":"guest_zpmfs_inprocess"/' || note "zbench inproc failed"
+	rm -f /dev/shm/inproc.img
+else
+	note "mkfs.zpmfs of the in-process image failed"
+fi
 
 # ext4-DAX
 mkfs.ext4 -q -F -b 4096 /dev/pmem0 || fail mkfs.ext4

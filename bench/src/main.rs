@@ -25,6 +25,9 @@
 //!     block) with placement on CPU 0's own node (the sysfs map), then with every CPU claimed
 //!     by the other node (forced remote placement), alternating R times (compare medians);
 //!     then, local again, writes until CPU 0's node is full, to show the spill counters
+//! zbench switch   --secs S
+//!     the round-trip floor on CPU 0: a system call, and a pipe ping-pong with another process
+//!     and with a thread (switchcost.rs)
 //! ```
 
 use std::collections::HashMap;
@@ -39,6 +42,8 @@ use std::time::{Duration, Instant};
 use pmfs::persist::{Backing, PmRegion};
 use pmfs::vfs::{Caller, ROOT_INO};
 use pmfs::{Fs, MountOptions};
+
+mod switchcost;
 
 const BLOCK: u64 = 4096;
 
@@ -517,6 +522,7 @@ fn main() {
         Some("sparse") => sparse(&a),
         Some("sizes") => sizes(),
         Some("numa") => numa(&a),
-        _ => die("usage: zbench floor|inproc|meta|populate|sparse [--key value ...] (see bench/src/main.rs)"),
+        Some("switch") => switchcost::switch(&a),
+        _ => die("usage: zbench floor|inproc|meta|populate|sparse|sizes|numa|switch [--key value ...] (see bench/src/main.rs)"),
     }
 }
