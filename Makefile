@@ -162,6 +162,7 @@ vm-test: build
 	cc -static -O2 -Wall -o tests/vm/progs/daxmmap tests/vm/progs/daxmmap.c
 	cc -static -O2 -Wall -o tests/vm/progs/fhandle tests/vm/progs/fhandle.c
 	cc -static -O2 -Wall -o tests/vm/progs/rename tests/vm/progs/rename.c
+	cc -static -O2 -Wall -pthread -o tests/vm/progs/cowrace tests/vm/progs/cowrace.c
 	$(SUDO) tests/vm/run-all.sh
 
 # bench: zpmfs in-process, over FUSE, the persistence floor, a null FUSE server and tmpfs side by

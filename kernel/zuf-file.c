@@ -97,6 +97,36 @@ static ssize_t zuf_rw_reply(struct inode *inode, struct zuf_call *op, bool write
 }
 
 /*
+ * Send @op. A WRITE puts its data in fresh blocks (copy on write) and the server frees the
+ * blocks it replaced, so no application mapping may point at those once the server answers:
+ * the WRITE runs under the mapping's invalidate lock, which DAX faults take shared, after its
+ * range is unmapped. A fault then waits and maps the new block. The caller has already
+ * pinned or faulted in the user pages (faulting them in takes the same lock); a bounced copy
+ * runs with page faults disabled and falls back when a source page is gone, for example
+ * one of this very range just unmapped.
+ */
+static int zuf_send_rw(struct inode *inode, struct zuf_call *op, bool write)
+{
+	struct address_space *mapping = inode->i_mapping;
+	int err;
+
+	if (!write)
+		return zuf_dispatch(ZUF_SB(inode->i_sb), op);
+	filemap_invalidate_lock(mapping);
+	if (mapping_mapped(mapping)) {
+		loff_t start = op->offset & PAGE_MASK;
+		/* an append writes at the end the server finds: 0 drops every mapping past start */
+		loff_t len = (op->flags & ZUF_F_APPEND) ? 0 :
+			     PAGE_ALIGN(op->offset + op->len) - start;
+
+		unmap_mapping_range(mapping, start, len, 1);
+	}
+	err = zuf_dispatch(ZUF_SB(inode->i_sb), op);
+	filemap_invalidate_unlock(mapping);
+	return err;
+}
+
+/*
  * A READ or WRITE of all of @iter (at most ZUF_BOUNCE_SIZE, user memory) through the
  * channel's bounce pages. Returns the bytes done (the iterator advanced by exactly that) or
  * -errno; *@fell_back when the source faults, with nothing done: map its pages instead.
@@ -120,7 +150,7 @@ static ssize_t zuf_rw_bounced(struct kiocb *iocb, struct iov_iter *iter, bool wr
 		*fell_back = true;
 		return 0;
 	}
-	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
+	err = zuf_send_rw(inode, &op, write);
 	if (io.fell_back) {
 		*fell_back = true;
 		return 0;
@@ -187,7 +217,7 @@ static ssize_t zuf_rw_chunk(struct kiocb *iocb, struct iov_iter *iter, bool writ
 	if (append)
 		op.flags |= ZUF_F_APPEND;
 
-	err = zuf_dispatch(ZUF_SB(inode->i_sb), &op);
+	err = zuf_send_rw(inode, &op, write);
 	if (!err) {
 		done = zuf_rw_reply(inode, &op, write, append, n, pos);
 		if (done < 0) {
@@ -248,19 +278,9 @@ static ssize_t zuf_read_iter(struct kiocb *iocb, struct iov_iter *to)
 	return zuf_rw(iocb, to, false);
 }
 
-/* Drop every application mapping of the pages under [pos, pos + len). */
-static void zuf_unmap_range(struct inode *inode, loff_t pos, size_t len)
-{
-	loff_t start = pos & PAGE_MASK;
-
-	unmap_mapping_range(inode->i_mapping, start, PAGE_ALIGN(pos + len) - start, 1);
-}
-
 static ssize_t zuf_write_iter(struct kiocb *iocb, struct iov_iter *from)
 {
 	struct inode *inode = file_inode(iocb->ki_filp);
-	loff_t pos;
-	size_t len;
 	ssize_t ret;
 
 	if (iocb->ki_flags & IOCB_NOWAIT)
@@ -272,20 +292,8 @@ static ssize_t zuf_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	ret = file_remove_privs(iocb->ki_filp);
 	if (ret)
 		goto out;
-	pos = iocb->ki_pos;
-	len = iov_iter_count(from);
-	/*
-	 * write() puts data in fresh blocks (copy on write) and the server frees the old ones:
-	 * no application mapping may keep pointing at them. Unmapped before, so the range is
-	 * faulted in again from the new blocks; and after, for a fault that raced with the
-	 * write and mapped an old block. The invalidate lock is not held across the write: the
-	 * server maps the caller's buffer, which may itself be a mapping of this file.
-	 */
-	if (mapping_mapped(inode->i_mapping))
-		zuf_unmap_range(inode, pos, len);
+	/* each chunk unmaps what it replaces (zuf_send_rw) */
 	ret = zuf_rw(iocb, from, true);
-	if (mapping_mapped(inode->i_mapping))
-		zuf_unmap_range(inode, pos, len);
 out:
 	inode_unlock(inode);
 	return ret;

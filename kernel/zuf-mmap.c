@@ -3,8 +3,8 @@
  * zuf-mmap.c - DAX mmap. A fault asks the server for the PM block of the page (GET_BLOCK,
  * allocating on a write fault) and inserts that block's PFN into the application's VMA, so
  * loads and stores go straight to PM. Every operation is synchronous, so MAP_SYNC is
- * accepted. Faults hold the mapping's invalidate lock shared; truncate and hole punching
- * hold it exclusive while they unmap and free. A write fault stamps mtime and ctime, as
+ * accepted. Faults hold the mapping's invalidate lock shared; write(2), truncate and hole
+ * punching hold it exclusive while they unmap and free. A write fault stamps mtime and ctime, as
  * a write(2) does.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
