@@ -100,6 +100,33 @@ static void *checker(void *arg)
 	return NULL;
 }
 
+/* Create (or empty) DIR/NAME for reading and writing; exit 2 when that fails. */
+static int open_new(const char *dir, const char *name)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_CREAT | O_TRUNC | O_RDWR, 0644);
+	if (fd < 0) {
+		perror("cowrace: open");
+		exit(2);
+	}
+	return fd;
+}
+
+/* A shared writable mapping of the first @len bytes of @fd; exit 2 when that fails. */
+static unsigned char *map_shared(int fd, size_t len)
+{
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (m == MAP_FAILED) {
+		perror("cowrace: mmap");
+		exit(2);
+	}
+	return m;
+}
+
 /*
  * write(2) from a mapping of the very range written, bounced (4 KiB) and pinned (128 KiB):
  * the write unmaps that range before the server runs, so its source must be faulted in again
@@ -110,19 +137,13 @@ static int self_write(const char *dir)
 	const size_t len = 128 * 1024;
 	unsigned char *m, *want = malloc(len);
 	char path[4096];
-	int fd, bad = 0;
+	int fd = open_new(dir, "self"), bad = 0;
 
-	snprintf(path, sizeof(path), "%s/self", dir);
-	fd = open(path, O_CREAT | O_TRUNC | O_RDWR, 0644);
-	if (fd < 0 || !want || ftruncate(fd, len)) {
+	if (!want || ftruncate(fd, len)) {
 		perror("cowrace: self");
 		return 2;
 	}
-	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED) {
-		perror("cowrace: mmap self");
-		return 2;
-	}
+	m = map_shared(fd, len);
 	for (size_t i = 0; i < len; i++)
 		m[i] = want[i] = (unsigned char)(i * 7 + i / 4096);
 	if (pwrite(fd, m, 4096, 0) != 4096 || pwrite(fd, m, len, 0) != (ssize_t)len) {
@@ -139,6 +160,7 @@ static int self_write(const char *dir)
 	}
 	munmap(m, len);
 	close(fd);
+	snprintf(path, sizeof(path), "%s/self", dir);
 	unlink(path);
 	free(want);
 	if (bad)
@@ -152,32 +174,23 @@ int main(int argc, char **argv)
 {
 	unsigned char page[PAGE];
 	pthread_t t[3];
-	char path[4096];
+	int rc;
 
 	if (argc != 3 || atoi(argv[2]) <= 0) {
 		fprintf(stderr, "usage: cowrace DIR SECONDS\n");
 		return 2;
 	}
-	if (self_write(argv[1]))
-		return 1;
-	snprintf(path, sizeof(path), "%s/a", argv[1]);
-	fd_a = open(path, O_CREAT | O_TRUNC | O_RDWR, 0644);
-	snprintf(path, sizeof(path), "%s/b", argv[1]);
-	fd_b = open(path, O_CREAT | O_TRUNC | O_RDWR, 0644);
-	if (fd_a < 0 || fd_b < 0) {
-		perror("cowrace: open");
-		return 2;
-	}
+	rc = self_write(argv[1]);
+	if (rc)
+		return rc;
+	fd_a = open_new(argv[1], "a");
+	fd_b = open_new(argv[1], "b");
 	memset(page, WRITTEN, sizeof(page));
 	if (pwrite(fd_a, page, PAGE, 0) != PAGE) {
 		perror("cowrace: pwrite");
 		return 2;
 	}
-	map_a = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd_a, 0);
-	if (map_a == MAP_FAILED) {
-		perror("cowrace: mmap");
-		return 2;
-	}
+	map_a = map_shared(fd_a, PAGE);
 	pthread_create(&t[0], NULL, storer, NULL);
 	pthread_create(&t[1], NULL, writer, NULL);
 	pthread_create(&t[2], NULL, checker, NULL);
