@@ -29,7 +29,7 @@ GOALS = {
     "dram_bytes_per_extent": ("<=", 32),
 }
 
-FIO_WRITE = ("randwrite_4k", "append_4k_fdatasync", "seqwrite_64k")
+FIO_WRITE = ("randwrite_4k", "randwrite_4k_unpinned", "append_4k_fdatasync", "seqwrite_64k")
 
 
 def load_fio(path):
@@ -148,7 +148,8 @@ def headline(rows, other):
             "persisted append on the same DRAM-emulated PM, 1 thread"),
         "ratio_fuse_vs_null_fuse": (
             ratio(rows, "zpmfs_fuse", "null_fuse", "randwrite_4k"),
-            "fio 4 KiB randwrite O_DIRECT psync mean latency, zpmfs over FUSE / null FUSE server, 1 job"),
+            "fio 4 KiB randwrite O_DIRECT psync mean latency, zpmfs over FUSE / null FUSE server, 1 job "
+            "pinned to CPU 0"),
         "ratio_zuf_vs_ext4dax_lat": (
             ratio(rows, "guest_zpmfs_zuf", "guest_ext4_dax", "randwrite_4k"),
             "guest (TCG): fio 4 KiB randwrite O_DIRECT mean latency, zpmfs over zuf.ko / ext4-DAX, 1 job"),
@@ -211,6 +212,38 @@ def uring_ratio(rows):
             "note": "no goal set: reported only"}
 
 
+def locked_floor_ratio(rows):
+    """zpmfs in-process against the NOVA append under a per-file lock: informational, no goal.
+    The bare floor never executes an atomic read-modify-write, so it returns while its stores
+    still drain to memory; any lock release (zpmfs releases the inode lock) waits for that."""
+    mean = _ratio2(rows, ("zpmfs_inprocess", "randwrite_4k"), ("floor", "nova_append_4k_locked"))
+    if mean is None:
+        return None
+    p50 = _ratio2(rows, ("zpmfs_inprocess", "randwrite_4k"), ("floor", "nova_append_4k_locked"), key="p50_us")
+    bare = find(rows, "floor", "nova_append_4k")
+    locked = find(rows, "floor", "nova_append_4k_locked")
+    return {"value": round(mean, 3), "value_p50": None if p50 is None else round(p50, 3), "goal": None,
+            "lock_release_us": round(locked["mean_us"] - bare["mean_us"], 3) if bare else None,
+            "what": "mean latency of a 4 KiB write at a random offset through pmfs::Fs / the NOVA-style "
+                    "append under a per-file mutex (locked before the data, released after the tail), 1 thread",
+            "note": "no goal set: reported only"}
+
+
+def unpinned_fuse_ratio(rows):
+    """zpmfs over /dev/fuse against the null server with fio left where the scheduler puts it."""
+    mean = ratio(rows, "zpmfs_fuse", "null_fuse", "randwrite_4k_unpinned")
+    if mean is None:
+        return None
+    p50 = ratio(rows, "zpmfs_fuse", "null_fuse", "randwrite_4k_unpinned", key="p50_us")
+    uring = ratio(rows, "zpmfs_fuse_uring", "null_fuse", "randwrite_4k_unpinned")
+    return {"value": round(mean, 3), "value_p50": None if p50 is None else round(p50, 3),
+            "uring_vs_null": None if uring is None else round(uring, 3), "goal": None,
+            "what": "fio 4 KiB randwrite O_DIRECT psync mean latency, 1 job not pinned to a CPU, zpmfs "
+                    "over /dev/fuse / null FUSE server (and zpmfs over io_uring / null)",
+            "note": "no goal set: reported only; mostly the scheduler's placement of fio against the "
+                    "serving thread"}
+
+
 def zuf_write_breakdown(rows):
     """Where a zuf.ko 4 KiB write's time goes in the guest (informational, no goal): zpmfs's own
     work (in-process, same guest), the round trip between two processes on one vCPU (the floor
@@ -241,7 +274,8 @@ def extra_ratios(rows):
     out = {}
     threads = sorted({r["threads"] for r in rows})
     for t in threads:
-        for wl in ("randwrite_4k", "randread_4k", "append_4k_fdatasync", "seqwrite_64k", "seqread_64k"):
+        for wl in ("randwrite_4k", "randwrite_4k_unpinned", "randread_4k", "append_4k_fdatasync",
+                   "seqwrite_64k", "seqread_64k"):
             for num, den in (("zpmfs_fuse", "null_fuse"), ("zpmfs_fuse", "tmpfs"),
                              ("zpmfs_fuse_uring", "zpmfs_fuse"), ("zpmfs_fuse_uring", "null_fuse"),
                              ("guest_zpmfs_zuf", "guest_ext4_dax"), ("guest_zpmfs_zuf", "guest_xfs_dax"),
@@ -331,9 +365,12 @@ def plots(rows, outdir):
     # The 4 KiB random write across every target, host and guest, at one thread.
     bl = []
     for r in rows:
-        if r["threads"] == 1 and (r["workload"] == "randwrite_4k" or
-                                  (r["target"] == "floor" and r["workload"] == "nova_append_4k")):
+        if r["threads"] != 1:
+            continue
+        if r["workload"] == "randwrite_4k":
             bl.append((r["target"], r["mean_us"]))
+        elif r["target"] == "floor" and r["workload"] in ("nova_append_4k", "nova_append_4k_locked"):
+            bl.append((f"floor {r['workload']}", r["mean_us"]))
     if bl:
         svg_bars("4 KiB random write, 1 thread: every target", "mean latency, microseconds",
                  [("", sorted(bl))], os.path.join(pdir, "overview_randwrite_4k.svg"), True)
@@ -381,6 +418,8 @@ def main():
     summary["memory"] = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in mem.items()}
     summary["populate"] = populate
     summary["ratio_fuse_uring_vs_fuse"] = uring_ratio(rows)
+    summary["ratio_inprocess_vs_locked_floor"] = locked_floor_ratio(rows)
+    summary["ratio_fuse_vs_null_fuse_unpinned"] = unpinned_fuse_ratio(rows)
     summary["other_ratios"] = extra_ratios(rows)
     summary["zuf_write_breakdown_guest"] = zuf_write_breakdown(rows)
     summary["ratio_numa_remote_vs_local_host"] = numa_ratio(rows, "")
@@ -424,6 +463,15 @@ def main():
     if u:
         md.append(f"| `ratio_fuse_uring_vs_fuse` (FUSE over io_uring / /dev/fuse, randwrite_4k 1 job, "
                   f"mean; median) | {fmt(u['value'])}; {fmt(u['value_p50'])} |")
+    lf = summary["ratio_inprocess_vs_locked_floor"]
+    if lf:
+        md.append(f"| `ratio_inprocess_vs_locked_floor` (in-process / NOVA append under a per-file lock, "
+                  f"mean; median; the lock release alone, us) | {fmt(lf['value'])}; {fmt(lf['value_p50'])}; "
+                  f"{fmt(lf['lock_release_us'])} |")
+    up = summary["ratio_fuse_vs_null_fuse_unpinned"]
+    if up:
+        md.append(f"| `ratio_fuse_vs_null_fuse_unpinned` (fio not pinned, mean; median; io_uring / null) | "
+                  f"{fmt(up['value'])}; {fmt(up['value_p50'])}; {fmt(up['uring_vs_null'])} |")
     b = summary["zuf_write_breakdown_guest"]
     if b:
         md.append(f"| guest: zuf.ko 4 KiB write = zpmfs in-process + process round trip + rest (us) | "

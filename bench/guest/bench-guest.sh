@@ -34,7 +34,9 @@ fio_job() { # target dir workload threads
 	seqread_64k) spec="--rw=read --bs=64k --direct=1 --time_based --size=${FILE_MIB}m" ;;
 	esac
 	# shellcheck disable=SC2086
+	# Job i on vCPU i, as on the host (bench/run.sh says why).
 	local run="fio --name=$wl --directory=$dir --ioengine=psync $spec --runtime=$SECS --numjobs=$t
+		--cpus_allowed=0-$(($(nproc) - 1)) --cpus_allowed_policy=split
 		--group_reporting --lat_percentiles=1 --randrepeat=0 --norandommap --fallocate=none
 		--output-format=json --output=$out"
 	# The guest's 6.1 tmpfs has no O_DIRECT: there the same job runs buffered (said so).

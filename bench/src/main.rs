@@ -6,7 +6,8 @@
 //!     the persistence floor on a DRAM-emulated region (a file in DIR, mapped through
 //!     pmfs::persist::PmRegion): a 4 KiB non-temporal copy + sfence, and a NOVA-style
 //!     persisted append (4 KiB data nt-copy, fence, 64 B log entry nt-store, fence, 8 B tail
-//!     store + flush, fence)
+//!     store + flush, fence), then the same append under a per-file lock (a mutex taken
+//!     before the data and released after the tail, as a filesystem serializes a file's writers)
 //! zbench inproc   --image IMG --threads T --secs S --mib M
 //!     zpmfs in-process (pmfs::Fs): 4 KiB writes, then reads, at random offsets of a
 //!     preallocated M MiB file per thread
@@ -189,31 +190,41 @@ fn floor(a: &Args) {
     });
     report("floor", "nt_copy_4k_fence", threads, wall, lats, "");
 
-    let (wall, lats) = run_threads(threads, |t, lat| {
-        let base = t as u64 * per_thread;
-        let log = base + data_bytes;
-        let tail_off = log + log_bytes;
-        let entries = log_bytes / 64;
-        let mut rng = Rng::new(t as u64 + 7);
-        let mut entry = [0u8; 64];
-        let mut n = 0u64;
-        let start = Instant::now();
-        while start.elapsed() < secs {
-            let off = base + rng.below(blocks) * BLOCK;
-            entry[..8].copy_from_slice(&off.to_le_bytes());
-            lat.time(|| {
-                pm.write_nt(off, &buf).expect("in range");
-                pm.fence();
-                pm.write_nt(log + (n % entries) * 64, &entry).expect("in range");
-                pm.fence();
-                pm.store_u64(tail_off, n + 1).expect("in range");
-                pm.flush(tail_off, 8);
-                pm.fence();
-            });
-            n += 1;
-        }
-    });
-    report("floor", "nova_append_4k", threads, wall, lats, "");
+    // NOVA's persisted append, bare and then under a per-file lock as a filesystem holds one
+    // (taken before the data, released after the tail). The release is an atomic
+    // read-modify-write, which waits for every store ahead of it to drain to memory; the bare
+    // append returns with that drain still under way and overlaps it with the next append.
+    for locked in [false, true] {
+        let file_locks: Vec<std::sync::Mutex<()>> = (0..threads).map(|_| Default::default()).collect();
+        let (wall, lats) = run_threads(threads, |t, lat| {
+            let base = t as u64 * per_thread;
+            let log = base + data_bytes;
+            let tail_off = log + log_bytes;
+            let entries = log_bytes / 64;
+            let mut rng = Rng::new(t as u64 + 7);
+            let mut entry = [0u8; 64];
+            let mut n = 0u64;
+            let start = Instant::now();
+            while start.elapsed() < secs {
+                let off = base + rng.below(blocks) * BLOCK;
+                entry[..8].copy_from_slice(&off.to_le_bytes());
+                lat.time(|| {
+                    let guard = locked.then(|| file_locks[t].lock().expect("not poisoned"));
+                    pm.write_nt(off, &buf).expect("in range");
+                    pm.fence();
+                    pm.write_nt(log + (n % entries) * 64, &entry).expect("in range");
+                    pm.fence();
+                    pm.store_u64(tail_off, n + 1).expect("in range");
+                    pm.flush(tail_off, 8);
+                    pm.fence();
+                    drop(guard);
+                });
+                n += 1;
+            }
+        });
+        let workload = if locked { "nova_append_4k_locked" } else { "nova_append_4k" };
+        report("floor", workload, threads, wall, lats, "");
+    }
 }
 
 fn mount(image: &Path) -> Fs {
