@@ -10,6 +10,12 @@
  * returns the previous result and sleeps for the next operation. Afterwards a read's bounced
  * bytes are copied out, or the mapped part of the window is zapped and the pages released. If the ZT's file is released (the
  * server died), the waiting call and every later one get -EIO.
+ *
+ * A polling channel (ZT_INIT with ZUF_ZT_POLL, one per server) is served by a thread that
+ * spins on the buffer's zuf_poll_ctl from a CPU of its own. A call from any other CPU that
+ * finds it free posts there and spins for the answer instead of sleeping: no wake-up and no
+ * switch to the server's address space on the caller's CPU. The poller blocks in ZT_WAIT
+ * only after a while without calls, and a call that finds it sleeping wakes it.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -53,7 +59,7 @@ long zuf_ioc_zt_init(struct file *file, void __user *arg)
 		return -EPERM;
 	if (copy_from_user(&init, arg, sizeof(init)))
 		return -EFAULT;
-	if (init.flags || init.cpu >= nr_cpu_ids || !cpu_possible(init.cpu))
+	if ((init.flags & ~ZUF_ZT_POLL) || init.cpu >= nr_cpu_ids || !cpu_possible(init.cpu))
 		return -EINVAL;
 	if (READ_ONCE(zf->chan))
 		return -EBUSY;
@@ -78,15 +84,24 @@ long zuf_ioc_zt_init(struct file *file, void __user *arg)
 		err = -ENOMEM;
 		goto out_put;
 	}
+	if (init.flags & ZUF_ZT_POLL) {
+		BUILD_BUG_ON(sizeof(struct zuf_op_buf) > ZUF_POLL_CTL_OFF);
+		BUILD_BUG_ON(ZUF_POLL_CTL_OFF + sizeof(struct zuf_poll_ctl) > ZUF_OP_BUF_SIZE);
+		chan->poll = true;
+		chan->ctl = (void *)chan->buf + ZUF_POLL_CTL_OFF;
+	}
 
 	/* zf->chan is set once, under srv->lock, so two racing ZT_INITs cannot both win */
 	spin_lock(&srv->lock);
 	if (srv->dead) {
 		err = -EIO;
-	} else if (zf->chan || srv->chans[init.cpu]) {
+	} else if (zf->chan || (chan->poll ? srv->poll_chan : srv->chans[init.cpu])) {
 		err = -EBUSY;
 	} else {
-		srv->chans[init.cpu] = chan;
+		if (chan->poll)
+			srv->poll_chan = chan;
+		else
+			srv->chans[init.cpu] = chan;
 		WRITE_ONCE(zf->chan, chan);
 	}
 	spin_unlock(&srv->lock);
@@ -112,6 +127,8 @@ void zuf_chan_release(struct zuf_chan *chan)
 	spin_lock(&srv->lock);
 	if (srv->chans[chan->cpu] == chan)
 		srv->chans[chan->cpu] = NULL;
+	if (srv->poll_chan == chan)
+		srv->poll_chan = NULL;
 	spin_unlock(&srv->lock);
 	zuf_chan_put(chan);
 }
@@ -335,6 +352,23 @@ static bool zuf_zt_has_op(struct zuf_chan *chan)
 	return ret;
 }
 
+/* A call is posted and not answered (the words are the server's too: it only wakes itself). */
+static bool zuf_poll_has_op(struct zuf_chan *chan)
+{
+	return READ_ONCE(chan->dead) ||
+	       READ_ONCE(chan->ctl->posted) != READ_ONCE(chan->ctl->answered);
+}
+
+/* The poller, after a while without calls: sleep until one is posted. */
+static long zuf_poll_wait(struct zuf_chan *chan)
+{
+	long err = wait_event_interruptible(chan->zt_wq, zuf_poll_has_op(chan));
+
+	if (err)
+		return err;
+	return READ_ONCE(chan->dead) ? -EIO : 0;
+}
+
 long zuf_ioc_zt_wait(struct file *file, void __user *arg)
 {
 	struct zuf_file *zf = file->private_data;
@@ -344,6 +378,8 @@ long zuf_ioc_zt_wait(struct file *file, void __user *arg)
 
 	if (!chan)
 		return -EINVAL;
+	if (chan->poll)
+		return zuf_poll_wait(chan);
 	if (copy_from_user(&w, arg, sizeof(w)))
 		return -EFAULT;
 
@@ -559,6 +595,102 @@ static void zuf_bounce_out(struct zuf_chan *chan, struct zuf_call *op)
 }
 
 /*
+ * The polling channel, locked and ready for a call from this CPU, or NULL: there is none, it
+ * runs on this CPU, another call has it, or a killed caller's call is still being served.
+ */
+static struct zuf_chan *zuf_poll_pick(struct zuf_server *srv)
+{
+	struct zuf_chan *chan;
+
+	if (!READ_ONCE(srv->poll_chan))
+		return NULL;
+	spin_lock(&srv->lock);
+	chan = srv->poll_chan;
+	if (chan && (srv->dead || READ_ONCE(chan->dead) || chan->cpu == raw_smp_processor_id()))
+		chan = NULL;
+	if (chan)
+		kref_get(&chan->kref);
+	spin_unlock(&srv->lock);
+	if (!chan)
+		return NULL;
+	if (!mutex_trylock(&chan->mutex))
+		goto out_put;
+	if (smp_load_acquire(&chan->ctl->answered) != chan->poll_seq) {
+		mutex_unlock(&chan->mutex);
+		goto out_put;
+	}
+	return chan;
+out_put:
+	zuf_chan_put(chan);
+	return NULL;
+}
+
+/* Post @op on the locked polling channel and spin until it is answered. */
+static int zuf_dispatch_poll(struct zuf_sb_info *sbi, struct zuf_call *op, struct zuf_chan *chan)
+{
+	struct zuf_poll_ctl *ctl = chan->ctl;
+	int err = 0, result = -EIO;
+	bool mapped = false, unseen = true;
+	u64 evict[ZUF_EVICT_BATCH], seq;
+	unsigned int nr_evict;
+
+	nr_evict = zuf_evict_take(sbi, evict);
+	zuf_fill_buf(chan->buf, sbi, op, evict, nr_evict);
+	if (op->io && op->io->bounce) {
+		err = zuf_bounce_in(chan, op);
+		if (err)
+			goto out_unlock;
+	} else if (op->io) {
+		err = zuf_win_map(chan, op->io);
+		if (err)
+			goto out_unlock;
+		mapped = true;
+	}
+
+	seq = ++chan->poll_seq;
+	smp_store_release(&ctl->posted, seq);
+	unseen = false;
+	/* pairs with the poller's fence between setting `sleeping` and reading `posted` */
+	smp_mb();
+	if (READ_ONCE(ctl->sleeping))
+		wake_up(&chan->zt_wq);
+	for (;;) {
+		if (smp_load_acquire(&ctl->answered) == seq) {
+			result = READ_ONCE(chan->buf->result);
+			break;
+		}
+		if (READ_ONCE(chan->dead)) {
+			err = -EIO;
+			break;
+		}
+		/* the call stays posted: the channel is skipped until the poller answers it */
+		if (fatal_signal_pending(current)) {
+			err = -EINTR;
+			break;
+		}
+		if (need_resched())
+			cond_resched();
+		else
+			cpu_relax();
+	}
+	if (!err) {
+		zuf_take_reply(op, chan->buf);
+		err = zuf_check_result(result);
+	}
+	if (!err && op->io && op->io->bounce && op->io->server_writes)
+		zuf_bounce_out(chan, op);
+	if (mapped)
+		zuf_win_unmap(chan, op->io);
+out_unlock:
+	mutex_unlock(&chan->mutex);
+	if (unseen && nr_evict && !zuf_server_dead(sbi->srv))
+		zuf_evict_requeue(sbi, evict, nr_evict);
+	zuf_chan_put(chan);
+	op->result = err;
+	return err;
+}
+
+/*
  * Run @op on the server. Returns 0 with the reply in @op, the server's -errno, or -EIO when
  * there is no live server, -EINTR when the caller was killed.
  */
@@ -575,6 +707,9 @@ int zuf_dispatch(struct zuf_sb_info *sbi, struct zuf_call *op)
 		return -ENAMETOOLONG;
 	if (zuf_server_dead(sbi->srv) || READ_ONCE(sbi->shut_down))
 		return -EIO;
+	chan = zuf_poll_pick(sbi->srv);
+	if (chan)
+		return zuf_dispatch_poll(sbi, op, chan);
 	chan = zuf_chan_pick(sbi->srv);
 	if (!chan)
 		return -EIO;

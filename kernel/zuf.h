@@ -60,6 +60,7 @@ struct zuf_server {
 	struct list_head sbs;		/* zuf_sb_info.srv_list */
 	struct zuf_fs_type *types[ZUF_MAX_FS_TYPES];
 	struct zuf_chan **chans;	/* nr_cpu_ids entries */
+	struct zuf_chan *poll_chan;	/* the polling channel, if the server runs one */
 
 	/* mount rendezvous */
 	struct mutex mount_mutex;	/* one request in flight */
@@ -89,6 +90,10 @@ struct zuf_chan {
 	void *bounce;			/* vmalloc_user, ZUF_BOUNCE_SIZE, at ZUF_BOUNCE_OFF */
 	struct mm_struct *mm;		/* the server's mm (mmgrab), once the window is mapped */
 	unsigned long win_addr;		/* the window's address in mm, 0 when not mapped */
+	/* a polling channel (ZUF_ZT_POLL): the handshake in buf, and the last call posted */
+	bool poll;
+	struct zuf_poll_ctl *ctl;
+	u64 poll_seq;			/* under mutex */
 };
 
 struct zuf_sb_info {

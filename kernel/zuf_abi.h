@@ -16,6 +16,11 @@
  * the channel (operation buffer at offset 0, application window at ZUF_WINDOW_OFFSET), and
  * loops on ZUF_IOC_ZT_WAIT, which returns the previous operation's result to the kernel and
  * sleeps until the next operation arrives in the buffer.
+ * Polling (optional): one more server thread, pinned to a CPU of its own, calls ZT_INIT with
+ * ZUF_ZT_POLL and serves calls from every other CPU without a system call or a sleep on
+ * either side: the caller posts the operation and spins until the poller, spinning on the
+ * buffer's zuf_poll_ctl, answers (see struct zuf_poll_ctl). A caller that finds the poller
+ * busy, or runs on its CPU, uses its own CPU's channel as usual.
  */
 #ifndef _ZUF_ABI_H
 #define _ZUF_ABI_H
@@ -23,7 +28,7 @@
 #include <linux/types.h>
 #include <linux/ioctl.h>
 
-#define ZUF_ABI_VERSION		8
+#define ZUF_ABI_VERSION		9
 #define ZUF_DEVICE_NAME		"zuf"
 
 #define ZUF_FS_NAME_MAX		16	/* bytes of a filesystem type name, NUL included */
@@ -79,8 +84,11 @@ struct zuf_pmem_fd {
 
 struct zuf_zt_init {
 	__u32 cpu;			/* the CPU this thread is pinned to and serves */
-	__u32 flags;			/* 0 */
+	__u32 flags;			/* 0, or ZUF_ZT_POLL */
 };
+
+/* The polling channel: serves the other CPUs' calls; at most one per server. */
+#define ZUF_ZT_POLL		0x1
 
 struct zuf_zt_wait {
 	__s32 prev_result;		/* 0 or -errno of the operation just served */
@@ -270,6 +278,27 @@ struct zuf_op_buf {
 	__u64 out_offset;		/* LLSEEK result; WRITE: offset written at; GET_BLOCK: device offset */
 	struct zuf_attr attr;
 	struct zuf_statfs statfs;
+};
+
+/*
+ * A polling channel's handshake, at ZUF_POLL_CTL_OFF in its operation buffer. The kernel
+ * fills the buffer, then stores the call's sequence number in `posted` (release); the poller
+ * sees it change, serves, writes `result` and the reply fields into the buffer, then stores
+ * the same number in `answered` (release); the caller spins until it reads it. A poller that
+ * has seen no call for a while sets `sleeping`, fences, checks `posted` once more and blocks
+ * in ZT_WAIT (which returns once posted != answered); a caller that posts and then sees
+ * `sleeping` wakes it. Each word is on its own cache line: each is written by one side only.
+ */
+#define ZUF_POLL_CTL_OFF	8192
+
+struct zuf_poll_ctl {
+	__u64 posted;			/* kernel: the last call put in the buffer */
+	__u64 pad1[7];
+	__u64 answered;			/* server: the last call answered */
+	__u64 pad2[7];
+	__u32 sleeping;			/* server: 1 while it may block in ZT_WAIT */
+	__u32 pad3;
+	__u64 pad4[7];
 };
 
 #endif /* _ZUF_ABI_H */

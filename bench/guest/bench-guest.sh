@@ -1,7 +1,8 @@
 #!/bin/bash
 # The guest half of `make bench`: runs in the Debian --rootfs guest (tests/vm/run-guest.sh),
 # started by bench/guest/run.sh, which reads its output. Side by side on one guest: zpmfs over
-# zuf.ko on /dev/pmem0, ext4-DAX and xfs-DAX on /dev/pmem0, zpmfs over FUSE (image in the
+# zuf.ko on /dev/pmem0 (each call to its CPU's server thread, then with the polling channel),
+# ext4-DAX and xfs-DAX on /dev/pmem0, zpmfs over FUSE (image in the
 # guest's /dev/shm) and tmpfs; fio 4 KiB random write and read (O_DIRECT, psync, as on the
 # host) and zbench meta; beside them the round-trip floor (zbench switch) and zpmfs
 # in-process. Prints zbench's JSON lines and one `FIOJSON NAME {...}` line per fio run.
@@ -59,8 +60,11 @@ run_target() { # target dir
 		done
 	done
 	note "$1: metadata"
-	zbench meta --dir "$2" --files "$META_FILES" --dirs 1 --threads 1 --target "$1" || note "meta $1 onedir failed"
-	zbench meta --dir "$2" --files "$META_FILES" --dirs 20 --threads 1 --target "$1" || note "meta $1 spread failed"
+	# On vCPU 0 as fio's job 0: off the CPU of zuf.ko's poller (guest_zpmfs_zuf_poll).
+	taskset -c 0 zbench meta --dir "$2" --files "$META_FILES" --dirs 1 --threads 1 --target "$1" ||
+		note "meta $1 onedir failed"
+	taskset -c 0 zbench meta --dir "$2" --files "$META_FILES" --dirs 20 --threads 1 --target "$1" ||
+		note "meta $1 spread failed"
 }
 
 echo "{\"kind\":\"guest_machine\",\"desc\":\"qemu TCG guest (-accel tcg,thread=multi -cpu max), $(nproc) vCPUs, $(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo) GiB, Linux $(uname -r), NVDIMM $(($(cat /sys/block/pmem0/size) / 2048)) MiB fsdax, $(fio --version); $SECS s per fio run, $FILE_MIB MiB per file, $META_FILES files for metadata\"}"
@@ -103,6 +107,23 @@ mkfs.zpmfs -f -q /dev/pmem0 || fail mkfs.zpmfs
 mount -t zpmfs /dev/pmem0 "$MNT" || { cat /tmp/zus.log; fail "mount zpmfs"; }
 run_target guest_zpmfs_zuf "$MNT"
 umount "$MNT"
+kill "$ZUS"
+wait "$ZUS" 2>/dev/null
+
+# zpmfs over zuf.ko with the polling channel on the last vCPU: the calls of fio's job 0 and of
+# zbench meta (vCPU 0) are answered by the poller without a sleep or an address-space switch.
+POLL_CPU=$(($(nproc) - 1))
+printf '[zuf]\npoll_cpu = %d\n' "$POLL_CPU" >/tmp/zus-poll.toml
+zus serve --config /tmp/zus-poll.toml >>/tmp/zus.log 2>&1 &
+ZUS=$!
+for _ in $(seq 100); do grep -q "polling for calls" /tmp/zus.log && break; sleep 0.1; done
+mkfs.zpmfs -f -q /dev/pmem0 || fail mkfs.zpmfs
+if grep -q "polling for calls" /tmp/zus.log && mount -t zpmfs /dev/pmem0 "$MNT"; then
+	run_target guest_zpmfs_zuf_poll "$MNT"
+	umount "$MNT"
+else
+	note "zus with a poller did not start or mount: $(tail -3 /tmp/zus.log)"
+fi
 kill "$ZUS"
 wait "$ZUS" 2>/dev/null
 rmmod zuf 2>/dev/null

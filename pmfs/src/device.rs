@@ -222,6 +222,15 @@ pub fn current_cpu() -> usize {
     }
 }
 
+/// The coarse wall clock (CLOCK_REALTIME_COARSE: the last timer tick) as seconds and
+/// nanoseconds, or None where the kernel has no such clock.
+pub fn coarse_realtime() -> Option<(i64, u32)> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes only the timespec we pass, which lives on our stack.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    (rc == 0 && (0..1_000_000_000).contains(&ts.tv_nsec)).then_some((ts.tv_sec, ts.tv_nsec as u32))
+}
+
 /// Fill `buf` from the kernel's random source; false if it could not.
 pub fn random_bytes(buf: &mut [u8]) -> bool {
     // SAFETY: getrandom writes at most buf.len() bytes into our own buffer.

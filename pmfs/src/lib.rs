@@ -3,8 +3,8 @@
 //! The library knows nothing of its transports: `zus` serves it over FUSE or zuf.ko through
 //! the operations of [`Fs`]. See docs/FORMAT.md for the on-PM layout.
 //!
-//! Unsafe code lives only in [`device`] (system calls on the device) and [`persist`] (the
-//! mapping itself: stores, flushes, fences); the rest of the crate denies it.
+//! Unsafe code lives only in [`device`] (system calls: the device, the CPU, the clock) and
+//! [`persist`] (the mapping itself: stores, flushes, fences); the rest of the crate denies it.
 
 #![deny(unsafe_code)]
 

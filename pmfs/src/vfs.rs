@@ -29,7 +29,15 @@ pub struct Timespec {
 }
 
 impl Timespec {
+    /// The time to stamp a change with: the coarse clock, as the kernel's own filesystems
+    /// stamp theirs (current_time(): the time of the last timer tick, 1-10 ms steps). It is
+    /// read from the vDSO's page whatever the clock source; CLOCK_REALTIME reads the clock
+    /// source, which in a guest without a usable TSC (HPET under qemu TCG) is a system call and
+    /// a device read of about 3 us, more than a 4 KiB write costs zpmfs there.
     pub fn now() -> Self {
+        if let Some((sec, nsec)) = crate::device::coarse_realtime() {
+            return Timespec { sec, nsec };
+        }
         let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         Timespec { sec: d.as_secs() as i64, nsec: d.subsec_nanos() }
     }

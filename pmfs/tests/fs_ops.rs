@@ -572,7 +572,8 @@ fn creation_time_is_set_once_and_kept_across_changes_and_remounts() {
     let dir_born = fs.getattr(d).unwrap().btime;
     assert!(before <= dir_born && dir_born <= after);
 
-    std::thread::sleep(std::time::Duration::from_millis(5));
+    // Past the coarse clock's step (a timer tick: up to 10 ms), so the change gets a later time.
+    std::thread::sleep(std::time::Duration::from_millis(25));
     fs.write(f, 0, b"data", false).unwrap();
     let set = SetAttr { mode: Some(0o600), atime: Some(TimeOrNow::Now), ..Default::default() };
     let changed = fs.setattr(f, &set).unwrap();

@@ -14,7 +14,19 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/zpmfs/zus.toml";
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub fuse: FuseConfig,
+    pub zuf: ZufConfig,
     pub log: LogConfig,
+}
+
+/// `[zuf]`: the zuf.ko transport (`zus serve`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZufConfig {
+    /// Run a polling thread on this CPU: calls from the other CPUs are answered without a
+    /// sleep, a wake-up or an address-space switch, at the price of that CPU spinning while
+    /// calls come (it sleeps after 1 ms without one). None: every call goes to the server
+    /// thread of its own CPU.
+    pub poll_cpu: Option<usize>,
 }
 
 /// `[fuse]`: the FUSE transport.
@@ -184,6 +196,14 @@ mod tests {
         assert_eq!(c.fuse.threads, 0);
         assert_eq!(c.fuse.attr_ttl_ms, 1000);
         assert!(c.fuse.allow_other);
+    }
+
+    #[test]
+    fn zuf_poll_cpu_parses() {
+        assert_eq!(parse("").unwrap().zuf.poll_cpu, None);
+        assert_eq!(parse("[zuf]\npoll_cpu = 1\n").unwrap().zuf.poll_cpu, Some(1));
+        assert!(parse("[zuf]\npoll_cpu = -1\n").is_err());
+        assert!(parse("[zuf]\npoll = 1\n").is_err());
     }
 
     #[test]

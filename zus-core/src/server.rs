@@ -104,7 +104,13 @@ pub fn serve_main(config: Option<&std::path::Path>) -> i32 {
         return 1;
     }
     let cpus = crate::fuse::pin::allowed_cpus();
-    crate::zuf::serve::<pmfs::Fs>("zpmfs", &cpus)
+    if let Some(p) = cfg.zuf.poll_cpu {
+        if !cpus.contains(&p) {
+            eprintln!("zus: [zuf] poll_cpu = {p} is not a CPU this server may run on ({cpus:?})");
+            return 1;
+        }
+    }
+    crate::zuf::serve::<pmfs::Fs>("zpmfs", &cpus, cfg.zuf.poll_cpu)
 }
 
 /// One line saying what mount found, e.g. "clean, 12 inodes, 3400 blocks used".

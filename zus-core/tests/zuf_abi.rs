@@ -22,6 +22,7 @@ int main(void) {
   O(zuf_mount_req, options) O(zuf_mount_req, message)
   S(zuf_pmem_fd) O(zuf_pmem_fd, fd)
   S(zuf_zt_init) S(zuf_zt_wait) O(zuf_zt_wait, prev_len)
+  S(zuf_poll_ctl) O(zuf_poll_ctl, posted) O(zuf_poll_ctl, answered) O(zuf_poll_ctl, sleeping)
   S(zuf_time) S(zuf_attr) O(zuf_attr, atime) O(zuf_attr, mtime) O(zuf_attr, ctime) O(zuf_attr, mode)
   O(zuf_attr, nlink) O(zuf_attr, uid) O(zuf_attr, gid) O(zuf_attr, rdev) O(zuf_attr, blksize) O(zuf_attr, flags) O(zuf_attr, generation) O(zuf_attr, btime)
   S(zuf_setattr) O(zuf_setattr, size) O(zuf_setattr, atime) O(zuf_setattr, ctime) O(zuf_setattr, flags)
@@ -36,7 +37,7 @@ int main(void) {
   C(ZUF_ABI_VERSION) C(ZUF_FS_NAME_MAX) C(ZUF_PATH_MAX) C(ZUF_OPTIONS_MAX) C(ZUF_NAME_MAX)
   C(ZUF_MAX_CPUS) C(ZUF_OP_BUF_SIZE) C(ZUF_WINDOW_OFFSET) C(ZUF_WINDOW_SIZE)
   C(ZUF_IOC_REGISTER_FS) C(ZUF_IOC_NUMA_MAP) C(ZUF_IOC_MOUNT_WAIT) C(ZUF_IOC_PMEM_FD)
-  C(ZUF_IOC_ZT_INIT) C(ZUF_IOC_ZT_WAIT)
+  C(ZUF_IOC_ZT_INIT) C(ZUF_IOC_ZT_WAIT) C(ZUF_ZT_POLL) C(ZUF_POLL_CTL_OFF)
   C(ZUF_M_NONE) C(ZUF_M_MOUNT) C(ZUF_M_UMOUNT) C(ZUF_M_REMOUNT)
   C(ZUF_OP_LOOKUP) C(ZUF_OP_GETATTR) C(ZUF_OP_SETATTR) C(ZUF_OP_MKNOD) C(ZUF_OP_MKDIR)
   C(ZUF_OP_SYMLINK) C(ZUF_OP_READLINK) C(ZUF_OP_LINK) C(ZUF_OP_UNLINK) C(ZUF_OP_RMDIR)
@@ -119,6 +120,10 @@ fn zuf_abi_matches_the_c_header() {
     size!(ZufZtInit, "zuf_zt_init");
     size!(ZufZtWait, "zuf_zt_wait");
     off!(ZufZtWait, prev_len, "zuf_zt_wait");
+    size!(ZufPollCtl, "zuf_poll_ctl");
+    off!(ZufPollCtl, posted, "zuf_poll_ctl");
+    off!(ZufPollCtl, answered, "zuf_poll_ctl");
+    off!(ZufPollCtl, sleeping, "zuf_poll_ctl");
     size!(ZufTime, "zuf_time");
     size!(ZufAttr, "zuf_attr");
     off!(ZufAttr, atime, "zuf_attr");
@@ -190,6 +195,8 @@ fn zuf_abi_matches_the_c_header() {
         ("ZUF_IOC_PMEM_FD", ZUF_IOC_PMEM_FD),
         ("ZUF_IOC_ZT_INIT", ZUF_IOC_ZT_INIT),
         ("ZUF_IOC_ZT_WAIT", ZUF_IOC_ZT_WAIT),
+        ("ZUF_ZT_POLL", ZUF_ZT_POLL as u64),
+        ("ZUF_POLL_CTL_OFF", ZUF_POLL_CTL_OFF as u64),
         ("ZUF_M_NONE", ZUF_M_NONE as u64),
         ("ZUF_M_MOUNT", ZUF_M_MOUNT as u64),
         ("ZUF_M_UMOUNT", ZUF_M_UMOUNT as u64),

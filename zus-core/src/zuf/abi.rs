@@ -2,7 +2,7 @@
 //! `tests/zuf_abi.rs` compiles a C program against the header and checks every size, offset
 //! and constant here against it. Change both together and bump [`ZUF_ABI_VERSION`].
 
-pub const ZUF_ABI_VERSION: u32 = 8;
+pub const ZUF_ABI_VERSION: u32 = 9;
 pub const ZUF_DEVICE_NAME: &str = "zuf";
 
 pub const ZUF_FS_NAME_MAX: usize = 16;
@@ -65,6 +65,9 @@ pub struct ZufZtInit {
     pub cpu: u32,
     pub flags: u32,
 }
+
+/// ZufZtInit.flags: the polling channel (serves the other CPUs' calls; one per server).
+pub const ZUF_ZT_POLL: u32 = 0x1;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
@@ -256,3 +259,23 @@ pub struct ZufOpBuf {
 }
 
 const _: () = assert!(std::mem::size_of::<ZufOpBuf>() <= ZUF_OP_BUF_SIZE);
+
+/// Where a polling channel's handshake lies in its operation buffer.
+pub const ZUF_POLL_CTL_OFF: usize = 8192;
+
+/// A polling channel's handshake (struct zuf_poll_ctl): `posted` is the kernel's, `answered`
+/// and `sleeping` the server's, each on its own cache line.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct ZufPollCtl {
+    pub posted: std::sync::atomic::AtomicU64,
+    pub pad1: [u64; 7],
+    pub answered: std::sync::atomic::AtomicU64,
+    pub pad2: [u64; 7],
+    pub sleeping: std::sync::atomic::AtomicU32,
+    pub pad3: u32,
+    pub pad4: [u64; 7],
+}
+
+const _: () = assert!(std::mem::size_of::<ZufOpBuf>() <= ZUF_POLL_CTL_OFF);
+const _: () = assert!(ZUF_POLL_CTL_OFF + std::mem::size_of::<ZufPollCtl>() <= ZUF_OP_BUF_SIZE);

@@ -1,9 +1,13 @@
 //! A ZT: one server thread per CPU, pinned there, serving the operations zuf.ko dispatches
 //! to that CPU's channel. Each ZT_WAIT hands the kernel the previous result and sleeps until
-//! the next operation is in the buffer.
+//! the next operation is in the buffer. And the poller: one more thread, pinned to a CPU of
+//! its own, serving the polling channel by spinning on its handshake words (no system call
+//! per operation; ZT_WAIT only to sleep after a while without one).
 
 use std::io;
+use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use log::{error, warn};
 
@@ -46,5 +50,72 @@ pub fn run<F: ZusFs + 'static>(cpu: usize, mounts: Arc<Mounts<F>>) -> io::Result
         if result == -libc::EIO {
             error!("zus: cpu {cpu}: operation {} on inode {} failed with EIO", op.op, op.ino);
         }
+    }
+}
+
+/// How long the poller spins without a call before it sleeps in ZT_WAIT.
+const POLL_SPIN: Duration = Duration::from_millis(1);
+
+/// Serve the polling channel (calls from every CPU but `cpu`, where this thread is pinned)
+/// until the kernel or the server shuts it down.
+pub fn run_poller<F: ZusFs + 'static>(cpu: usize, mounts: Arc<Mounts<F>>) -> io::Result<()> {
+    let dev = ZufFile::open()?;
+    let mut init = ZufZtInit { cpu: cpu as u32, flags: ZUF_ZT_POLL };
+    dev.ioctl(ZUF_IOC_ZT_INIT, &mut init)?;
+    let buf = dev.map(0, ZUF_OP_BUF_SIZE)?;
+    let mut window = dev.map(ZUF_WINDOW_OFFSET, ZUF_WINDOW_SIZE as usize)?;
+    let ctl = buf.poll_ctl();
+    let mut answered = ctl.answered.load(Ordering::Acquire);
+    let mut idle_since = Instant::now();
+    let mut spins = 0u32;
+    loop {
+        let posted = ctl.posted.load(Ordering::Acquire);
+        if posted != answered {
+            let mut op = buf.read_op();
+            op.result = match mounts.get(op.sb_id) {
+                Some(m) => m.serve(&mut op, &mut window),
+                None => {
+                    warn!("zus: operation {} for unknown superblock {}", op.op, op.sb_id);
+                    -libc::EIO
+                }
+            };
+            buf.write_op(&op);
+            // The reply is in the buffer before the kernel can see the number.
+            ctl.answered.store(posted, Ordering::Release);
+            answered = posted;
+            if op.result == -libc::EIO {
+                error!("zus: polling channel: operation {} on inode {} failed with EIO", op.op, op.ino);
+            }
+            spins = 0;
+            continue;
+        }
+        std::hint::spin_loop();
+        spins += 1;
+        // The clock only now and then: in a guest without a TSC a clock read is a system call.
+        if !spins.is_multiple_of(1024) {
+            continue;
+        }
+        if spins == 1024 {
+            idle_since = Instant::now();
+        }
+        if idle_since.elapsed() < POLL_SPIN {
+            continue;
+        }
+        // Say we may sleep, then look once more: a call posted before the kernel could see
+        // `sleeping` is caught here, one posted after it finds `sleeping` and wakes us.
+        ctl.sleeping.store(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if ctl.posted.load(Ordering::SeqCst) == answered {
+            let mut wait = ZufZtWait::default();
+            if let Err(e) = dev.ioctl(ZUF_IOC_ZT_WAIT, &mut wait) {
+                match e.raw_os_error() {
+                    Some(libc::EINTR) | Some(libc::EAGAIN) => {}
+                    Some(libc::ESHUTDOWN) | Some(libc::ENODEV) | Some(libc::EIO) => return Ok(()),
+                    _ => return Err(e),
+                }
+            }
+        }
+        ctl.sleeping.store(0, Ordering::Relaxed);
+        spins = 0;
     }
 }

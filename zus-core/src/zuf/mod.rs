@@ -7,7 +7,6 @@ pub mod channel;
 pub mod dispatch;
 pub mod sys;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -78,12 +77,26 @@ impl<F: ZusFs> Mounted<F> {
 
 /// Mounted superblocks, by the kernel's handle.
 pub struct Mounts<F> {
-    map: RwLock<HashMap<u64, Arc<Mounted<F>>>>,
+    /// By the kernel's superblock id. A server has a handful of mounts: a short list scanned
+    /// on every call costs less than hashing the id (SipHash showed in the guest profile).
+    list: RwLock<Vec<(u64, Arc<Mounted<F>>)>>,
 }
 
 impl<F> Mounts<F> {
     pub fn get(&self, sb_id: u64) -> Option<Arc<Mounted<F>>> {
-        self.map.read().get(&sb_id).cloned()
+        self.list.read().iter().find(|(id, _)| *id == sb_id).map(|(_, m)| m.clone())
+    }
+
+    fn insert(&self, sb_id: u64, m: Arc<Mounted<F>>) {
+        let mut list = self.list.write();
+        list.retain(|(id, _)| *id != sb_id);
+        list.push((sb_id, m));
+    }
+
+    fn remove(&self, sb_id: u64) -> Option<Arc<Mounted<F>>> {
+        let mut list = self.list.write();
+        let at = list.iter().position(|(id, _)| *id == sb_id)?;
+        Some(list.swap_remove(at).1)
     }
 }
 
@@ -103,9 +116,10 @@ pub fn available() -> bool {
     Path::new(sys::DEVICE).exists()
 }
 
-/// Register `fs_name` with zuf.ko, start a pinned ZT per CPU, and serve mount requests until
-/// the kernel shuts the server down. Returns the exit status.
-pub fn serve<F: ZusFs + 'static>(fs_name: &str, cpus: &[usize]) -> i32 {
+/// Register `fs_name` with zuf.ko, start a pinned ZT per CPU (and the polling thread on
+/// `poll_cpu`), and serve mount requests until the kernel shuts the server down. Returns the
+/// exit status.
+pub fn serve<F: ZusFs + 'static>(fs_name: &str, cpus: &[usize], poll_cpu: Option<usize>) -> i32 {
     let ctl = match ZufFile::open() {
         Ok(f) => f,
         Err(e) => {
@@ -135,7 +149,7 @@ pub fn serve<F: ZusFs + 'static>(fs_name: &str, cpus: &[usize]) -> i32 {
         }
         Err(e) => eprintln!("zus: zuf.ko gave no NUMA map ({e}); assuming one node"),
     }
-    let mounts = Arc::new(Mounts::<F> { map: RwLock::new(HashMap::new()) });
+    let mounts = Arc::new(Mounts::<F> { list: RwLock::new(Vec::new()) });
     for &cpu in cpus {
         let m = mounts.clone();
         let spawned = std::thread::Builder::new().name(format!("zt-{cpu}")).spawn(move || {
@@ -148,6 +162,20 @@ pub fn serve<F: ZusFs + 'static>(fs_name: &str, cpus: &[usize]) -> i32 {
             eprintln!("zus: cannot start the thread for cpu {cpu}: {e}");
             return 1;
         }
+    }
+    if let Some(cpu) = poll_cpu {
+        let m = mounts.clone();
+        let spawned = std::thread::Builder::new().name(format!("zt-poll-{cpu}")).spawn(move || {
+            crate::fuse::pin::pin_to(cpu);
+            if let Err(e) = channel::run_poller::<F>(cpu, m) {
+                error!("zus: the polling channel on cpu {cpu} stopped: {e}");
+            }
+        });
+        if let Err(e) = spawned {
+            eprintln!("zus: cannot start the polling thread on cpu {cpu}: {e}");
+            return 1;
+        }
+        println!("zus: polling for calls from the other CPUs on cpu {cpu}");
     }
     info!("zus: serving {fs_name} through zuf.ko on {} CPUs", cpus.len());
     mount_loop(&ctl, &mounts)
@@ -187,7 +215,7 @@ fn mount_loop<F: ZusFs + 'static>(ctl: &ZufFile, mounts: &Mounts<F>) -> i32 {
             ZUF_M_MOUNT => match mount_one::<F>(ctl, &req, &path) {
                 Ok(fs) => {
                     println!("zus: mounted {path} ({})", crate::server::describe(&fs.mount_report()));
-                    mounts.map.write().insert(req.sb_id, Arc::new(Mounted::new(fs)));
+                    mounts.insert(req.sb_id, Arc::new(Mounted::new(fs)));
                     req.root_ino = pmfs::vfs::ROOT_INO;
                     req.block_size = 4096;
                     0
@@ -198,7 +226,7 @@ fn mount_loop<F: ZusFs + 'static>(ctl: &ZufFile, mounts: &Mounts<F>) -> i32 {
                     -e.errno()
                 }
             },
-            ZUF_M_UMOUNT => match mounts.map.write().remove(&req.sb_id) {
+            ZUF_M_UMOUNT => match mounts.remove(req.sb_id) {
                 Some(m) => match m.fs.unmount() {
                     Ok(()) => {
                         println!("zus: unmounted {path}");
