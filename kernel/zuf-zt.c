@@ -15,7 +15,7 @@
  * spins on the buffer's zuf_poll_ctl from a CPU of its own. A call from any other CPU that
  * finds it free posts there and spins for the answer instead of sleeping: no wake-up and no
  * switch to the server's address space on the caller's CPU. The poller blocks in ZT_WAIT
- * only after a while without calls, and a call that finds it sleeping wakes it.
+ * only after a while without calls, and a call that finds it waiting there wakes it.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -650,9 +650,8 @@ static int zuf_dispatch_poll(struct zuf_sb_info *sbi, struct zuf_call *op, struc
 	seq = ++chan->poll_seq;
 	smp_store_release(&ctl->posted, seq);
 	unseen = false;
-	/* pairs with the poller's fence between setting `sleeping` and reading `posted` */
-	smp_mb();
-	if (READ_ONCE(ctl->sleeping))
+	/* a poller asleep in ZT_WAIT, or about to check posted there (wq_has_sleeper fences) */
+	if (wq_has_sleeper(&chan->zt_wq))
 		wake_up(&chan->zt_wq);
 	for (;;) {
 		if (smp_load_acquire(&ctl->answered) == seq) {

@@ -285,9 +285,9 @@ struct zuf_op_buf {
  * fills the buffer, then stores the call's sequence number in `posted` (release); the poller
  * sees it change, serves, writes `result` and the reply fields into the buffer, then stores
  * the same number in `answered` (release); the caller spins until it reads it. A poller that
- * has seen no call for a while sets `sleeping`, fences, checks `posted` once more and blocks
- * in ZT_WAIT (which returns once posted != answered); a caller that posts and then sees
- * `sleeping` wakes it. Each word is on its own cache line: each is written by one side only.
+ * has seen no call for a while blocks in ZT_WAIT, which returns once posted != answered; the
+ * kernel wakes it when it posts (it does not rely on the server to say it sleeps). The two
+ * words are on cache lines of their own: each is written by one side only.
  */
 #define ZUF_POLL_CTL_OFF	8192
 
@@ -296,9 +296,6 @@ struct zuf_poll_ctl {
 	__u64 pad1[7];
 	__u64 answered;			/* server: the last call answered */
 	__u64 pad2[7];
-	__u32 sleeping;			/* server: 1 while it may block in ZT_WAIT */
-	__u32 pad3;
-	__u64 pad4[7];
 };
 
 #endif /* _ZUF_ABI_H */

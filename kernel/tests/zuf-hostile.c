@@ -25,6 +25,8 @@
  *	  -w          answer the first MOUNT with the wrong op code (the kernel must ignore it:
  *	              the mount waits until it is killed or the server dies)
  *	  -d N        _exit() from a ZT after N operations, with the operation in service
+ *	  -p CPU      also a polling channel served from CPU (as hostile as the ZTs, and with
+ *	              wrong call numbers in `answered` before the right one)
  *	While /tmp/zh-hang exists, no ZT answers any more (they sleep): the callers wait until
  *	the server dies. Writes /tmp/zh-ready when it serves.
  *
@@ -109,6 +111,9 @@ enum {
 	C_DIED,			/* _exit() with an operation in service */
 	C_SIGBUS,		/* the server faulted in its window (read-only page, window gone) */
 	C_REMAP,		/* window unmapped and mapped again, an operation in service */
+	C_POLLED,		/* answers of the polling channel (-p) */
+	C_POLL_WRONG,		/* ... with a wrong call number stored first */
+	C_POLL_SLEEP,		/* the poller slept in ZT_WAIT */
 	C_NR
 };
 
@@ -117,7 +122,7 @@ static const char *const cname[C_NR] = {
 	"bad_len", "zero_write", "bad_block", "bad_seek", "bad_ino", "bad_attr", "retype",
 	"bad_dirent", "bad_readlink", "bad_statfs", "slow", "double_wait", "stray_calls",
 	"stray_unexpected", "bad_mount", "wrong_mount_op", "bad_umount", "hung", "died",
-	"server_fault", "window_remap",
+	"server_fault", "window_remap", "polled", "poll_wrong_number", "poll_sleeps",
 };
 
 static volatile uint64_t *cnt;
@@ -171,6 +176,7 @@ static void rfill(void *p, size_t len)
 /* ---- the server ---- */
 
 static uint64_t seed = 1, dev_size = 1 << 30, die_after;
+static int poll_cpu = -1;
 static unsigned int good_pct = 30, bad_mounts, wrong_mount_op;
 static uint64_t nr_ops;
 
@@ -865,6 +871,75 @@ static void *zt_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * The polling channel (-p CPU), as hostile as the ZTs: it answers with the same mix of bad
+ * replies, sometimes stores a wrong call number in `answered` before the right one (the
+ * caller must keep waiting), sometimes sleeps in ZT_WAIT, now and then remaps its window.
+ * A second polling channel must be refused (EBUSY).
+ */
+static void *poll_thread(void *arg)
+{
+	struct zt *z = arg;
+	struct zuf_zt_init init = { .cpu = z->cpu, .flags = ZUF_ZT_POLL };
+	struct zuf_poll_ctl *ctl;
+	uint64_t answered = 0;
+	int fd2;
+
+	rs = seed * 15485863 + 1;
+	z->fd = open("/dev/zuf", O_RDWR | O_CLOEXEC);
+	if (z->fd < 0 || ioctl(z->fd, ZUF_IOC_ZT_INIT, &init))
+		die("ZT_INIT poll");
+	z->op = mmap(NULL, ZUF_OP_BUF_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, z->fd, 0);
+	z->win = mmap(NULL, ZUF_WINDOW_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, z->fd,
+		      ZUF_WINDOW_OFFSET);
+	if (z->op == MAP_FAILED || z->win == MAP_FAILED)
+		die("mmap polling channel");
+	ctl = (struct zuf_poll_ctl *)((char *)z->op + ZUF_POLL_CTL_OFF);
+	fd2 = open("/dev/zuf", O_RDWR | O_CLOEXEC);
+	if (fd2 < 0 || ioctl(fd2, ZUF_IOC_ZT_INIT, &init) == 0 || errno != EBUSY)
+		count(C_STRAY_UNEXPECTED);
+	else
+		count(C_STRAY);
+	close(fd2);
+	for (;;) {
+		uint64_t posted = __atomic_load_n(&ctl->posted, __ATOMIC_ACQUIRE);
+		int ret;
+
+		if (posted == answered) {
+			if (rn(20000) == 0) {
+				struct zuf_zt_wait w = { 0 };
+
+				count(C_POLL_SLEEP);
+				if (ioctl(z->fd, ZUF_IOC_ZT_WAIT, &w) && errno != EINTR)
+					die("poll ZT_WAIT");
+			}
+			__builtin_ia32_pause();
+			continue;
+		}
+		ret = serve_op_safe(z);
+		if (!whole_garbage)
+			z->op->result = ret;
+		count(C_REPLIES);
+		count(C_POLLED);
+		if (rn(20) == 0) {
+			count(C_POLL_WRONG);
+			__atomic_store_n(&ctl->answered, posted + 1 + rn(5), __ATOMIC_RELEASE);
+			usleep(rn(300));
+		}
+		__atomic_store_n(&ctl->answered, posted, __ATOMIC_RELEASE);
+		answered = posted;
+		if (rn(300) == 0) {
+			count(C_REMAP);
+			munmap(z->win, ZUF_WINDOW_SIZE);
+			z->win = mmap(NULL, ZUF_WINDOW_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+				      z->fd, ZUF_WINDOW_OFFSET);
+			if (z->win == MAP_FAILED)
+				die("mmap polling window again");
+		}
+	}
+	return NULL;
+}
+
 /* Control calls that must fail; counts the ones that did not. */
 static void stray_expect(long ret, int want, const char *what)
 {
@@ -898,8 +973,8 @@ static void *stray_thread(void *arg)
 		init.cpu = 100000 + rn(1000);
 		stray_expect(ioctl(fd, ZUF_IOC_ZT_INIT, &init), EINVAL, "ZT_INIT of a bad cpu");
 		init.cpu = 0;
-		init.flags = 1 + rn(100);
-		stray_expect(ioctl(fd, ZUF_IOC_ZT_INIT, &init), EINVAL, "ZT_INIT with flags");
+		init.flags = (1 + rn(100)) << 1;	/* any flag but ZUF_ZT_POLL */
+		stray_expect(ioctl(fd, ZUF_IOC_ZT_INIT, &init), EINVAL, "ZT_INIT with unknown flags");
 		stray_expect(ioctl(fd, ZUF_IOC_PMEM_FD, &pfd), ENOENT, "PMEM_FD of no superblock");
 		strcpy(reg.fs_name, "zpmfs");
 		stray_expect(ioctl(fd, ZUF_IOC_REGISTER_FS, &reg), EBUSY, "REGISTER_FS again");
@@ -984,8 +1059,11 @@ static int serve(int argc, char **argv)
 	pthread_t t;
 	int fd, sfd, opt;
 
-	while ((opt = getopt(argc, argv, "s:g:m:wd:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:g:m:wd:p:")) != -1) {
 		switch (opt) {
+		case 'p':
+			poll_cpu = atoi(optarg);
+			break;
 		case 's':
 			seed = strtoull(optarg, NULL, 0);
 			break;
@@ -1046,6 +1124,20 @@ static int serve(int argc, char **argv)
 		pthread_attr_init(&attr);
 		pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
 		if (pthread_create(&t, &attr, zt_thread, z))
+			die("pthread_create");
+		pthread_attr_destroy(&attr);
+	}
+	if (poll_cpu >= 0) {
+		struct zt *z = calloc(1, sizeof(*z));
+		pthread_attr_t attr;
+		cpu_set_t set;
+
+		z->cpu = poll_cpu;
+		CPU_ZERO(&set);
+		CPU_SET(poll_cpu, &set);
+		pthread_attr_init(&attr);
+		pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+		if (pthread_create(&t, &attr, poll_thread, z))
 			die("pthread_create");
 		pthread_attr_destroy(&attr);
 	}
@@ -1462,7 +1554,7 @@ int main(int argc, char **argv)
 		return stats(argc, argv);
 	if (argc == 2 && !strcmp(argv[1], "priv"))
 		return priv();
-	fprintf(stderr, "usage: zuf-hostile serve [-s SEED] [-g PCT] [-m N] [-w] [-d N] STATS |\n"
+	fprintf(stderr, "usage: zuf-hostile serve [-s SEED] [-g PCT] [-m N] [-w] [-d N] [-p CPU] STATS |\n"
 		"       client DIR SECONDS [SEED] | stats FILE... | priv\n");
 	return 2;
 }

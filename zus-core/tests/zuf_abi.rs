@@ -22,7 +22,7 @@ int main(void) {
   O(zuf_mount_req, options) O(zuf_mount_req, message)
   S(zuf_pmem_fd) O(zuf_pmem_fd, fd)
   S(zuf_zt_init) S(zuf_zt_wait) O(zuf_zt_wait, prev_len)
-  S(zuf_poll_ctl) O(zuf_poll_ctl, posted) O(zuf_poll_ctl, answered) O(zuf_poll_ctl, sleeping)
+  S(zuf_poll_ctl) O(zuf_poll_ctl, posted) O(zuf_poll_ctl, answered)
   S(zuf_time) S(zuf_attr) O(zuf_attr, atime) O(zuf_attr, mtime) O(zuf_attr, ctime) O(zuf_attr, mode)
   O(zuf_attr, nlink) O(zuf_attr, uid) O(zuf_attr, gid) O(zuf_attr, rdev) O(zuf_attr, blksize) O(zuf_attr, flags) O(zuf_attr, generation) O(zuf_attr, btime)
   S(zuf_setattr) O(zuf_setattr, size) O(zuf_setattr, atime) O(zuf_setattr, ctime) O(zuf_setattr, flags)
@@ -123,7 +123,6 @@ fn zuf_abi_matches_the_c_header() {
     size!(ZufPollCtl, "zuf_poll_ctl");
     off!(ZufPollCtl, posted, "zuf_poll_ctl");
     off!(ZufPollCtl, answered, "zuf_poll_ctl");
-    off!(ZufPollCtl, sleeping, "zuf_poll_ctl");
     size!(ZufTime, "zuf_time");
     size!(ZufAttr, "zuf_attr");
     off!(ZufAttr, atime, "zuf_attr");

@@ -13,6 +13,9 @@
 #     server is killed, then gets EIO;
 #  4. a MOUNT answered with the wrong op code is ignored: the mount waits until the server
 #     dies, then fails;
+#  Rounds 1-3 also run a hostile polling channel on the last CPU (`-p`: the same bad replies,
+#  wrong call numbers in `answered` before the right one, sleeps in ZT_WAIT, window remaps;
+#  a second polling channel refused), which must answer at least 20 of the calls (the client is not pinned);
 #  5. a good server (zuf-ctl-test) mounts and serves; rmmod; dmesg has no
 #     BUG/WARNING/Oops/general protection/kmemleak/refcount line.
 # Built first: make -C kernel && make -C kernel test
@@ -36,6 +39,8 @@ wait_gone() {
 	return 1
 }
 ROUND=0
+# Rounds 1-3 also run a (hostile) polling channel on the last CPU: calls from the others go to it.
+POLL=$(($(nproc) - 1))
 start_hostile() {	# options for zuf-hostile serve
 	ROUND=$((ROUND + 1))
 	rm -f /tmp/zh-ready /tmp/zh-hang /tmp/zh-stop
@@ -99,7 +104,7 @@ $H priv || fail "privilege checks"
 ls -l /dev/zuf
 
 echo "== 1: bad MOUNT answers, then malformed replies under load, umount, kill -9 under load"
-start_hostile -s 1 -m 6
+start_hostile -s 1 -m 6 -p $POLL
 head -1 /tmp/srv.log
 for i in 1 2 3 4 5 6; do
 	mount -t zpmfs /dev/pmem0 /mnt 2>/dev/null && fail "mount $i worked with a bad MOUNT answer"
@@ -129,7 +134,7 @@ end_client 12
 after_death
 
 echo "== 2: the server exits with an operation in service"
-start_hostile -s 2 -d $((1000 + RANDOM % 1000))
+start_hostile -s 2 -d $((1000 + RANDOM % 1000)) -p $POLL
 mount_retry
 run_client 90 21
 wait_gone $SRV 80 || fail "server did not reach its exit point"
@@ -140,7 +145,7 @@ end_client 21
 after_death
 
 echo "== 3: the server stops answering"
-start_hostile -s 3
+start_hostile -s 3 -p $POLL
 mount_retry
 run_client 60 31
 sleep 4
@@ -199,6 +204,7 @@ cat /tmp/client.* | awk '$1 == "client-totals" { c += $2; ok += $3; eio += $4; e
 	END { printf "client calls %d: ok %d, EIO %d, other errno %d, SIGBUS %d, bad %d\n", c, ok, eio, err, bus, bad }'
 [ "$(val stray_unexpected)" = 0 ] || fail "a stray control call did not fail as it should"
 [ "$(val hostile)" -ge 1000 ] || fail "only $(val hostile) hostile replies"
+[ "$(val polled)" -ge 20 ] || fail "the polling channel answered only $(val polled) calls"
 echo "dmesg: $(dmesg | tail -n +"$((DMESG0 + 1))" | grep -c 'zuf:') zuf lines, 0 BUG/WARNING/Oops/general protection/kmemleak/refcount"
-echo "hostile replies $(val hostile) of $(val replies) answers, $(val double_wait) answers to nothing/stolen, $(val stray_calls) stray calls; $((SECONDS - T0)) s"
+echo "hostile replies $(val hostile) of $(val replies) answers ($(val polled) by the polling channel, $(val poll_wrong_number) of them after a wrong call number), $(val double_wait) answers to nothing/stolen, $(val stray_calls) stray calls; $((SECONDS - T0)) s"
 echo "zuf hostile server: OK"

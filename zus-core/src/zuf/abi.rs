@@ -264,7 +264,7 @@ const _: () = assert!(std::mem::size_of::<ZufOpBuf>() <= ZUF_OP_BUF_SIZE);
 pub const ZUF_POLL_CTL_OFF: usize = 8192;
 
 /// A polling channel's handshake (struct zuf_poll_ctl): `posted` is the kernel's, `answered`
-/// and `sleeping` the server's, each on its own cache line.
+/// the server's, each on its own cache line.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct ZufPollCtl {
@@ -272,9 +272,6 @@ pub struct ZufPollCtl {
     pub pad1: [u64; 7],
     pub answered: std::sync::atomic::AtomicU64,
     pub pad2: [u64; 7],
-    pub sleeping: std::sync::atomic::AtomicU32,
-    pub pad3: u32,
-    pub pad4: [u64; 7],
 }
 
 const _: () = assert!(std::mem::size_of::<ZufOpBuf>() <= ZUF_POLL_CTL_OFF);

@@ -5,7 +5,7 @@
 //! per operation; ZT_WAIT only to sleep after a while without one).
 
 use std::io;
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,21 +101,16 @@ pub fn run_poller<F: ZusFs + 'static>(cpu: usize, mounts: Arc<Mounts<F>>) -> io:
         if idle_since.elapsed() < POLL_SPIN {
             continue;
         }
-        // Say we may sleep, then look once more: a call posted before the kernel could see
-        // `sleeping` is caught here, one posted after it finds `sleeping` and wakes us.
-        ctl.sleeping.store(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        if ctl.posted.load(Ordering::SeqCst) == answered {
-            let mut wait = ZufZtWait::default();
-            if let Err(e) = dev.ioctl(ZUF_IOC_ZT_WAIT, &mut wait) {
-                match e.raw_os_error() {
-                    Some(libc::EINTR) | Some(libc::EAGAIN) => {}
-                    Some(libc::ESHUTDOWN) | Some(libc::ENODEV) | Some(libc::EIO) => return Ok(()),
-                    _ => return Err(e),
-                }
+        // Sleep until a call is posted: ZT_WAIT returns at once if one already is, and the
+        // kernel wakes it for the next.
+        let mut wait = ZufZtWait::default();
+        if let Err(e) = dev.ioctl(ZUF_IOC_ZT_WAIT, &mut wait) {
+            match e.raw_os_error() {
+                Some(libc::EINTR) | Some(libc::EAGAIN) => {}
+                Some(libc::ESHUTDOWN) | Some(libc::ENODEV) | Some(libc::EIO) => return Ok(()),
+                _ => return Err(e),
             }
         }
-        ctl.sleeping.store(0, Ordering::Relaxed);
         spins = 0;
     }
 }

@@ -123,7 +123,7 @@ impl Mapping {
         assert!(self.len >= ZUF_POLL_CTL_OFF + std::mem::size_of::<ZufPollCtl>());
         // SAFETY: in bounds (checked) and 64-byte aligned (a page-aligned mapping plus 8192);
         // the words are atomics because the kernel writes `posted` while we read it, and reads
-        // `answered` and `sleeping` while we write them. The mapping outlives the reference.
+        // `answered` while we write it. The mapping outlives the reference.
         unsafe { &*(self.ptr.add(ZUF_POLL_CTL_OFF) as *const ZufPollCtl) }
     }
 
