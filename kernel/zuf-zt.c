@@ -625,6 +625,9 @@ out_put:
 	return NULL;
 }
 
+/* Looks at the answer word between two cpu_relax() while spinning for a polled call. */
+#define ZUF_POLL_LOOKS	64
+
 /* Post @op on the locked polling channel and spin until it is answered. */
 static int zuf_dispatch_poll(struct zuf_sb_info *sbi, struct zuf_call *op, struct zuf_chan *chan)
 {
@@ -654,7 +657,12 @@ static int zuf_dispatch_poll(struct zuf_sb_info *sbi, struct zuf_call *op, struc
 	if (wq_has_sleeper(&chan->zt_wq))
 		wake_up(&chan->zt_wq);
 	for (;;) {
-		if (smp_load_acquire(&ctl->answered) == seq) {
+		unsigned int i;
+
+		/* several looks per cpu_relax: under emulation a PAUSE leaves the translated code */
+		for (i = 0; i < ZUF_POLL_LOOKS && smp_load_acquire(&ctl->answered) != seq; i++)
+			;
+		if (i < ZUF_POLL_LOOKS) {
 			result = READ_ONCE(chan->buf->result);
 			break;
 		}

@@ -53,6 +53,9 @@ pub fn run<F: ZusFs + 'static>(cpu: usize, mounts: Arc<Mounts<F>>) -> io::Result
     }
 }
 
+/// Looks at the posted word between two spin_loop() hints.
+const POLL_LOOKS: u32 = 64;
+
 /// How long the poller spins without a call before it sleeps in ZT_WAIT.
 const POLL_SPIN: Duration = Duration::from_millis(1);
 
@@ -69,7 +72,14 @@ pub fn run_poller<F: ZusFs + 'static>(cpu: usize, mounts: Arc<Mounts<F>>) -> io:
     let mut idle_since = Instant::now();
     let mut spins = 0u32;
     loop {
-        let posted = ctl.posted.load(Ordering::Acquire);
+        // Several looks per spin_loop(): under emulation a PAUSE leaves the translated code.
+        let mut posted = ctl.posted.load(Ordering::Acquire);
+        for _ in 1..POLL_LOOKS {
+            if posted != answered {
+                break;
+            }
+            posted = ctl.posted.load(Ordering::Acquire);
+        }
         if posted != answered {
             let mut op = buf.read_op();
             op.result = match mounts.get(op.sb_id) {
