@@ -124,7 +124,19 @@ mkdir -p "$TEST_DIR" "$SCRATCH_MNT"
 case "$transport" in
 zuf)
 	insmod /opt/zpmfs/zuf.ko || { say "insmod zuf.ko failed"; exit 2; }
-	zus serve >>/tmp/zus.log 2>&1 &
+	# zpmfs_poll_cpu=N on the guest kernel command line (GUEST_OPTS="--append
+	# zpmfs_poll_cpu=N"): zus answers the other CPUs' calls from a poller on CPU N.
+	zus_conf=()
+	for a in $(cat /proc/cmdline); do
+		case "$a" in
+		zpmfs_poll_cpu=*)
+			printf '[zuf]\npoll_cpu = %s\n' "${a#zpmfs_poll_cpu=}" >/tmp/zus.toml
+			zus_conf=(--config /tmp/zus.toml)
+			say "zus polls on CPU ${a#zpmfs_poll_cpu=}"
+			;;
+		esac
+	done
+	zus serve "${zus_conf[@]}" >>/tmp/zus.log 2>&1 &
 	for _ in $(seq 200); do grep -qw zpmfs /proc/filesystems && break; sleep 0.1; done
 	grep -qw zpmfs /proc/filesystems || { cat /tmp/zus.log; say "zus did not register zpmfs"; exit 2; }
 	mkfs.zpmfs -f -q "$TEST_DEV" || { say "mkfs.zpmfs $TEST_DEV failed"; exit 2; }

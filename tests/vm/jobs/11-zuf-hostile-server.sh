@@ -15,7 +15,8 @@
 #     dies, then fails;
 #  Rounds 1-3 also run a hostile polling channel on the last CPU (`-p`: the same bad replies,
 #  wrong call numbers in `answered` before the right one, sleeps in ZT_WAIT, window remaps;
-#  a second polling channel refused), which must answer at least 20 of the calls (the client is not pinned);
+#  a second polling channel refused), which must answer at least 20 of the calls (the
+#  client is not pinned);
 #  5. a good server (zuf-ctl-test) mounts and serves; rmmod; dmesg has no
 #     BUG/WARNING/Oops/general protection/kmemleak/refcount line.
 # Built first: make -C kernel && make -C kernel test
