@@ -352,11 +352,10 @@ static bool zuf_zt_has_op(struct zuf_chan *chan)
 	return ret;
 }
 
-/* A call is posted and not answered (the words are the server's too: it only wakes itself). */
+/* A call is posted and not answered: the kernel's own count against the server's answer. */
 static bool zuf_poll_has_op(struct zuf_chan *chan)
 {
-	return READ_ONCE(chan->dead) ||
-	       READ_ONCE(chan->ctl->posted) != READ_ONCE(chan->ctl->answered);
+	return READ_ONCE(chan->dead) || READ_ONCE(chan->poll_seq) != READ_ONCE(chan->ctl->answered);
 }
 
 /* The poller, after a while without calls: sleep until one is posted. */
@@ -650,8 +649,9 @@ static int zuf_dispatch_poll(struct zuf_sb_info *sbi, struct zuf_call *op, struc
 		mapped = true;
 	}
 
-	seq = ++chan->poll_seq;
+	seq = chan->poll_seq + 1;
 	smp_store_release(&ctl->posted, seq);
+	WRITE_ONCE(chan->poll_seq, seq);
 	unseen = false;
 	/* a poller asleep in ZT_WAIT, or about to check posted there (wq_has_sleeper fences) */
 	if (wq_has_sleeper(&chan->zt_wq))

@@ -93,7 +93,7 @@ struct zuf_chan {
 	/* a polling channel (ZUF_ZT_POLL): the handshake in buf, and the last call posted */
 	bool poll;
 	struct zuf_poll_ctl *ctl;
-	u64 poll_seq;			/* under mutex */
+	u64 poll_seq;			/* the last call posted: set under mutex, read by ZT_WAIT */
 };
 
 struct zuf_sb_info {

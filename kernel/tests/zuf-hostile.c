@@ -151,6 +151,13 @@ static int exists(const char *path)
 /* xorshift64*, one state per thread */
 static __thread uint64_t rs;
 static __thread int whole_garbage;	/* garbage over the whole shared buffer */
+/*
+ * How much of the buffer that garbage covers: all of it, but for the polling channel, whose
+ * handshake words it leaves alone. A poller that scribbled over `posted` would lose the
+ * kernel's call and never answer it: a server that stops answering, which round 3 tests on
+ * purpose (the caller waits, killable, until the server dies).
+ */
+static __thread size_t garbage_len = ZUF_OP_BUF_SIZE;
 
 static uint64_t rnd(void)
 {
@@ -746,7 +753,7 @@ static int serve_op(struct zt *z)
 	else
 		ret = answer_hostile(&local, z->win);
 	if (whole_garbage)
-		rfill(op, ZUF_OP_BUF_SIZE);
+		rfill(op, garbage_len);
 	else
 		memcpy(&op->result, &local.result,
 		       sizeof(local) - offsetof(struct zuf_op_buf, result));
@@ -886,6 +893,7 @@ static void *poll_thread(void *arg)
 	int fd2;
 
 	rs = seed * 15485863 + 1;
+	garbage_len = ZUF_POLL_CTL_OFF;
 	z->fd = open("/dev/zuf", O_RDWR | O_CLOEXEC);
 	if (z->fd < 0 || ioctl(z->fd, ZUF_IOC_ZT_INIT, &init))
 		die("ZT_INIT poll");

@@ -138,7 +138,12 @@ echo "== 2: the server exits with an operation in service"
 start_hostile -s 2 -d $((1000 + RANDOM % 1000)) -p $POLL
 mount_retry
 run_client 90 21
-wait_gone $SRV 80 || fail "server did not reach its exit point"
+wait_gone $SRV 80 || {
+	where $CLI $SRV
+	echo "client calls so far: $(cat /tmp/zh-progress 2>/dev/null)"
+	$H stats /tmp/zh-stats.$ROUND | tr '\n' ' '
+	fail "server did not reach its exit point"
+}
 wait $SRV 2>/dev/null
 echo "server exited mid-operation"
 sleep 2
