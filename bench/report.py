@@ -483,25 +483,22 @@ def main():
     md += ["", "| other figure | value |", "|---|---|",
            f"| mount after clean unmount, {summary['mount_files'] or '?'} files | {fmt(summary['mount_secs_clean'])} s |",
            f"| mount after kill -9, {summary['mount_files'] or '?'} files | {fmt(summary['mount_secs_after_kill9'])} s |"]
-    u = summary["ratio_fuse_uring_vs_fuse"]
-    if u:
-        md.append(f"| `ratio_fuse_uring_vs_fuse` (FUSE over io_uring / /dev/fuse, randwrite_4k 1 job, "
-                  f"mean; median) | {fmt(u['value'])}; {fmt(u['value_p50'])} |")
-    lf = summary["ratio_inprocess_vs_locked_floor"]
-    if lf:
-        md.append(f"| `ratio_inprocess_vs_locked_floor` (in-process / NOVA append under a per-file lock, "
-                  f"mean; median; the lock release alone, us) | {fmt(lf['value'])}; {fmt(lf['value_p50'])}; "
-                  f"{fmt(lf['lock_release_us'])} |")
-    up = summary["ratio_fuse_vs_null_fuse_unpinned"]
-    if up:
-        md.append(f"| `ratio_fuse_vs_null_fuse_unpinned` (fio not pinned, mean; median; io_uring / null) | "
-                  f"{fmt(up['value'])}; {fmt(up['value_p50'])}; {fmt(up['uring_vs_null'])} |")
-    zp = summary["zuf_poll_guest"]
-    if zp:
-        md.append(f"| guest, zuf.ko with its polling channel: write / ext4-DAX (means; medians), metadata "
-                  f"/ ext4-DAX, FUSE / it, default mode / it | {fmt(zp['zuf_poll_vs_ext4dax_lat'])}; "
-                  f"{fmt(zp['zuf_poll_vs_ext4dax_lat_p50'])}, {fmt(zp['meta_zuf_poll_vs_ext4dax'])}, "
-                  f"{fmt(zp['fuse_vs_zuf_poll'])}, {fmt(zp['zuf_default_vs_poll'])} |")
+    def figure_row(label, figure, fields):
+        """One row of an informational figure: its fields, in order, separated by '; '."""
+        if figure:
+            md.append(f"| {label} | {'; '.join(fmt(figure[f]) for f in fields)} |")
+
+    figure_row("`ratio_fuse_uring_vs_fuse` (FUSE over io_uring / /dev/fuse, randwrite_4k 1 job, "
+               "mean; median)", summary["ratio_fuse_uring_vs_fuse"], ("value", "value_p50"))
+    figure_row("`ratio_inprocess_vs_locked_floor` (in-process / NOVA append under a per-file lock, "
+               "mean; median; the lock release alone, us)", summary["ratio_inprocess_vs_locked_floor"],
+               ("value", "value_p50", "lock_release_us"))
+    figure_row("`ratio_fuse_vs_null_fuse_unpinned` (fio not pinned, mean; median; io_uring / null)",
+               summary["ratio_fuse_vs_null_fuse_unpinned"], ("value", "value_p50", "uring_vs_null"))
+    figure_row("guest, zuf.ko with its polling channel: write / ext4-DAX (mean; median); metadata "
+               "/ ext4-DAX; FUSE / it; default mode / it", summary["zuf_poll_guest"],
+               ("zuf_poll_vs_ext4dax_lat", "zuf_poll_vs_ext4dax_lat_p50", "meta_zuf_poll_vs_ext4dax",
+                "fuse_vs_zuf_poll", "zuf_default_vs_poll"))
     b = summary["zuf_write_breakdown_guest"]
     if b:
         md.append(f"| guest: zuf.ko 4 KiB write = zpmfs in-process + process round trip + rest (us) | "

@@ -627,33 +627,19 @@ out_put:
 /* Looks at the answer word between two cpu_relax() while spinning for a polled call. */
 #define ZUF_POLL_LOOKS	64
 
-/* Post @op on the locked polling channel and spin until it is answered. */
-static int zuf_dispatch_poll(struct zuf_sb_info *sbi, struct zuf_call *op, struct zuf_chan *chan)
+/*
+ * The call is in the locked polling channel's buffer: post it and spin until it is answered.
+ * Returns 0 with the server's result in *@result, -EIO if the channel died, -EINTR if the
+ * caller was killed (the call stays posted: the channel is skipped until the poller answers).
+ */
+static int zuf_poll_post_wait(struct zuf_chan *chan, int *result)
 {
 	struct zuf_poll_ctl *ctl = chan->ctl;
-	int err = 0, result = -EIO;
-	bool mapped = false, unseen = true;
-	u64 evict[ZUF_EVICT_BATCH], seq;
-	unsigned int nr_evict;
+	u64 seq = chan->poll_seq + 1;
 
-	nr_evict = zuf_evict_take(sbi, evict);
-	zuf_fill_buf(chan->buf, sbi, op, evict, nr_evict);
-	if (op->io && op->io->bounce) {
-		err = zuf_bounce_in(chan, op);
-		if (err)
-			goto out_unlock;
-	} else if (op->io) {
-		err = zuf_win_map(chan, op->io);
-		if (err)
-			goto out_unlock;
-		mapped = true;
-	}
-
-	seq = chan->poll_seq + 1;
 	smp_store_release(&ctl->posted, seq);
 	WRITE_ONCE(chan->poll_seq, seq);
-	unseen = false;
-	/* a poller asleep in ZT_WAIT, or about to check posted there (wq_has_sleeper fences) */
+	/* a poller asleep in ZT_WAIT, or about to check poll_seq there (wq_has_sleeper fences) */
 	if (wq_has_sleeper(&chan->zt_wq))
 		wake_up(&chan->zt_wq);
 	for (;;) {
@@ -663,37 +649,71 @@ static int zuf_dispatch_poll(struct zuf_sb_info *sbi, struct zuf_call *op, struc
 		for (i = 0; i < ZUF_POLL_LOOKS && smp_load_acquire(&ctl->answered) != seq; i++)
 			;
 		if (i < ZUF_POLL_LOOKS) {
-			result = READ_ONCE(chan->buf->result);
-			break;
+			*result = READ_ONCE(chan->buf->result);
+			return 0;
 		}
-		if (READ_ONCE(chan->dead)) {
-			err = -EIO;
-			break;
-		}
-		/* the call stays posted: the channel is skipped until the poller answers it */
-		if (fatal_signal_pending(current)) {
-			err = -EINTR;
-			break;
-		}
+		if (READ_ONCE(chan->dead))
+			return -EIO;
+		if (fatal_signal_pending(current))
+			return -EINTR;
 		if (need_resched())
 			cond_resched();
 		else
 			cpu_relax();
 	}
-	if (!err) {
-		zuf_take_reply(op, chan->buf);
-		err = zuf_check_result(result);
+}
+
+/* Lock a ZT's channel once it is idle; on an error it is left unlocked. */
+static int zuf_chan_lock_idle(struct zuf_chan *chan)
+{
+	if (mutex_lock_killable(&chan->mutex))
+		return -EINTR;
+	/* A call killed before its answer leaves the channel busy until the ZT answers. */
+	if (wait_event_killable(chan->done_wq, zuf_chan_idle(chan))) {
+		mutex_unlock(&chan->mutex);
+		return -EINTR;
 	}
-	if (!err && op->io && op->io->bounce && op->io->server_writes)
-		zuf_bounce_out(chan, op);
-	if (mapped)
-		zuf_win_unmap(chan, op->io);
-out_unlock:
-	mutex_unlock(&chan->mutex);
-	if (unseen && nr_evict && !zuf_server_dead(sbi->srv))
-		zuf_evict_requeue(sbi, evict, nr_evict);
-	zuf_chan_put(chan);
-	op->result = err;
+	if (READ_ONCE(chan->dead)) {
+		mutex_unlock(&chan->mutex);
+		return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * The call is in the locked ZT channel's buffer: wake the ZT and sleep until it answers.
+ * Returns as zuf_poll_post_wait; *@unseen is set when a killed caller took its call back
+ * before the ZT saw it.
+ */
+static int zuf_zt_post_wait(struct zuf_chan *chan, int *result, bool *unseen)
+{
+	int err;
+
+	spin_lock(&chan->lock);
+	chan->done = false;
+	chan->pending = true;
+	spin_unlock(&chan->lock);
+	wake_up(&chan->zt_wq);
+
+	err = wait_event_killable(chan->done_wq, zuf_chan_answered(chan));
+	spin_lock(&chan->lock);
+	if (chan->done) {
+		chan->done = false;
+		*result = chan->result;
+		err = 0;
+	} else if (chan->dead) {
+		err = -EIO;
+	} else {
+		/* killed: if the ZT has it, its answer is discarded */
+		if (chan->pending) {
+			chan->pending = false;
+			*unseen = true;
+		} else {
+			chan->abandoned = true;
+		}
+		err = -EINTR;
+	}
+	spin_unlock(&chan->lock);
 	return err;
 }
 
@@ -714,24 +734,15 @@ int zuf_dispatch(struct zuf_sb_info *sbi, struct zuf_call *op)
 		return -ENAMETOOLONG;
 	if (zuf_server_dead(sbi->srv) || READ_ONCE(sbi->shut_down))
 		return -EIO;
+	/* the polling channel when it is free for this CPU, else this CPU's own */
 	chan = zuf_poll_pick(sbi->srv);
-	if (chan)
-		return zuf_dispatch_poll(sbi, op, chan);
-	chan = zuf_chan_pick(sbi->srv);
-	if (!chan)
-		return -EIO;
-	if (mutex_lock_killable(&chan->mutex)) {
-		err = -EINTR;
-		goto out_put;
-	}
-	/* A call killed before its answer leaves the channel busy until the ZT answers. */
-	if (wait_event_killable(chan->done_wq, zuf_chan_idle(chan))) {
-		err = -EINTR;
-		goto out_unlock;
-	}
-	if (READ_ONCE(chan->dead)) {
-		err = -EIO;
-		goto out_unlock;
+	if (!chan) {
+		chan = zuf_chan_pick(sbi->srv);
+		if (!chan)
+			return -EIO;
+		err = zuf_chan_lock_idle(chan);
+		if (err)
+			goto out_put;
 	}
 	nr_evict = zuf_evict_take(sbi, evict);
 	zuf_fill_buf(chan->buf, sbi, op, evict, nr_evict);
@@ -746,32 +757,11 @@ int zuf_dispatch(struct zuf_sb_info *sbi, struct zuf_call *op)
 		mapped = true;
 	}
 
-	spin_lock(&chan->lock);
-	chan->done = false;
-	chan->pending = true;
-	spin_unlock(&chan->lock);
-	wake_up(&chan->zt_wq);
-
-	err = wait_event_killable(chan->done_wq, zuf_chan_answered(chan));
-	spin_lock(&chan->lock);
 	unseen = false;
-	if (chan->done) {
-		chan->done = false;
-		result = chan->result;
-		err = 0;
-	} else if (chan->dead) {
-		err = -EIO;
-	} else {
-		/* killed: if the ZT has it, its answer is discarded */
-		if (chan->pending) {
-			chan->pending = false;
-			unseen = true;
-		} else {
-			chan->abandoned = true;
-		}
-		err = -EINTR;
-	}
-	spin_unlock(&chan->lock);
+	if (chan->poll)
+		err = zuf_poll_post_wait(chan, &result);
+	else
+		err = zuf_zt_post_wait(chan, &result, &unseen);
 	if (!err) {
 		zuf_take_reply(op, chan->buf);
 		err = zuf_check_result(result);

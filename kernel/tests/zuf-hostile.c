@@ -1059,6 +1059,26 @@ static void *mount_thread(void *arg)
 	return NULL;
 }
 
+/* A channel's thread @fn, pinned to @cpu. */
+static void start_channel(void *(*fn)(void *), unsigned int cpu)
+{
+	struct zt *z = calloc(1, sizeof(*z));
+	pthread_attr_t attr;
+	cpu_set_t set;
+	pthread_t t;
+
+	if (!z)
+		die("calloc");
+	z->cpu = cpu;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	pthread_attr_init(&attr);
+	pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+	if (pthread_create(&t, &attr, fn, z))
+		die("pthread_create");
+	pthread_attr_destroy(&attr);
+}
+
 static int serve(int argc, char **argv)
 {
 	struct zuf_register_fs reg = { .abi_version = ZUF_ABI_VERSION };
@@ -1121,34 +1141,10 @@ static int serve(int argc, char **argv)
 		die("REGISTER_FS");
 	if (pthread_create(&t, NULL, mount_thread, NULL))
 		die("pthread_create");
-	for (cpu = 0; cpu < map.nr_cpus; cpu++) {
-		struct zt *z = calloc(1, sizeof(*z));
-		pthread_attr_t attr;
-		cpu_set_t set;
-
-		z->cpu = cpu;
-		CPU_ZERO(&set);
-		CPU_SET(cpu, &set);
-		pthread_attr_init(&attr);
-		pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
-		if (pthread_create(&t, &attr, zt_thread, z))
-			die("pthread_create");
-		pthread_attr_destroy(&attr);
-	}
-	if (poll_cpu >= 0) {
-		struct zt *z = calloc(1, sizeof(*z));
-		pthread_attr_t attr;
-		cpu_set_t set;
-
-		z->cpu = poll_cpu;
-		CPU_ZERO(&set);
-		CPU_SET(poll_cpu, &set);
-		pthread_attr_init(&attr);
-		pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
-		if (pthread_create(&t, &attr, poll_thread, z))
-			die("pthread_create");
-		pthread_attr_destroy(&attr);
-	}
+	for (cpu = 0; cpu < map.nr_cpus; cpu++)
+		start_channel(zt_thread, cpu);
+	if (poll_cpu >= 0)
+		start_channel(poll_thread, poll_cpu);
 	sleep(1);
 	if (pthread_create(&t, NULL, stray_thread, NULL))
 		die("pthread_create");

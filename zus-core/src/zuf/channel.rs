@@ -14,7 +14,7 @@ use log::{error, warn};
 use crate::fs_api::ZusFs;
 
 use super::abi::*;
-use super::sys::ZufFile;
+use super::sys::{Mapping, ZufFile};
 use super::Mounts;
 
 /// Serve `cpu`'s channel until the kernel or the server shuts it down.
@@ -37,18 +37,23 @@ pub fn run<F: ZusFs + 'static>(cpu: usize, mounts: Arc<Mounts<F>>) -> io::Result
             }
         }
         let mut op = buf.read_op();
-        let result = match mounts.get(op.sb_id) {
-            Some(m) => m.serve(&mut op, &mut window),
-            None => {
-                warn!("zus: operation {} for unknown superblock {}", op.op, op.sb_id);
-                -libc::EIO
-            }
-        };
+        let result = serve_op(&mounts, &mut op, &mut window);
         op.result = result;
         buf.write_op(&op);
         wait = ZufZtWait { prev_result: result, prev_len: std::mem::size_of::<ZufOpBuf>() as u32 };
         if result == -libc::EIO {
             error!("zus: cpu {cpu}: operation {} on inode {} failed with EIO", op.op, op.ino);
+        }
+    }
+}
+
+/// Serve `op` on the mount it names; -EIO for a superblock this server does not know.
+fn serve_op<F: ZusFs + 'static>(mounts: &Mounts<F>, op: &mut ZufOpBuf, window: &mut Mapping) -> i32 {
+    match mounts.get(op.sb_id) {
+        Some(m) => m.serve(op, window),
+        None => {
+            warn!("zus: operation {} for unknown superblock {}", op.op, op.sb_id);
+            -libc::EIO
         }
     }
 }
@@ -82,13 +87,7 @@ pub fn run_poller<F: ZusFs + 'static>(cpu: usize, mounts: Arc<Mounts<F>>) -> io:
         }
         if posted != answered {
             let mut op = buf.read_op();
-            op.result = match mounts.get(op.sb_id) {
-                Some(m) => m.serve(&mut op, &mut window),
-                None => {
-                    warn!("zus: operation {} for unknown superblock {}", op.op, op.sb_id);
-                    -libc::EIO
-                }
-            };
+            op.result = serve_op(&mounts, &mut op, &mut window);
             buf.write_op(&op);
             // The reply is in the buffer before the kernel can see the number.
             ctl.answered.store(posted, Ordering::Release);

@@ -151,27 +151,13 @@ pub fn serve<F: ZusFs + 'static>(fs_name: &str, cpus: &[usize], poll_cpu: Option
     }
     let mounts = Arc::new(Mounts::<F> { list: RwLock::new(Vec::new()) });
     for &cpu in cpus {
-        let m = mounts.clone();
-        let spawned = std::thread::Builder::new().name(format!("zt-{cpu}")).spawn(move || {
-            crate::fuse::pin::pin_to(cpu);
-            if let Err(e) = channel::run::<F>(cpu, m) {
-                error!("zus: channel of cpu {cpu} stopped: {e}");
-            }
-        });
-        if let Err(e) = spawned {
+        if let Err(e) = start_channel(format!("zt-{cpu}"), cpu, &mounts, channel::run::<F>) {
             eprintln!("zus: cannot start the thread for cpu {cpu}: {e}");
             return 1;
         }
     }
     if let Some(cpu) = poll_cpu {
-        let m = mounts.clone();
-        let spawned = std::thread::Builder::new().name(format!("zt-poll-{cpu}")).spawn(move || {
-            crate::fuse::pin::pin_to(cpu);
-            if let Err(e) = channel::run_poller::<F>(cpu, m) {
-                error!("zus: the polling channel on cpu {cpu} stopped: {e}");
-            }
-        });
-        if let Err(e) = spawned {
+        if let Err(e) = start_channel(format!("zt-poll-{cpu}"), cpu, &mounts, channel::run_poller::<F>) {
             eprintln!("zus: cannot start the polling thread on cpu {cpu}: {e}");
             return 1;
         }
@@ -179,6 +165,23 @@ pub fn serve<F: ZusFs + 'static>(fs_name: &str, cpus: &[usize], poll_cpu: Option
     }
     info!("zus: serving {fs_name} through zuf.ko on {} CPUs", cpus.len());
     mount_loop(&ctl, &mounts)
+}
+
+/// Run a channel's thread `name`, pinned to `cpu`, serving with `serve` until it stops.
+fn start_channel<F: ZusFs + 'static>(
+    name: String,
+    cpu: usize,
+    mounts: &Arc<Mounts<F>>,
+    serve: fn(usize, Arc<Mounts<F>>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let m = mounts.clone();
+    std::thread::Builder::new().name(name.clone()).spawn(move || {
+        crate::fuse::pin::pin_to(cpu);
+        if let Err(e) = serve(cpu, m) {
+            error!("zus: {name} stopped: {e}");
+        }
+    })?;
+    Ok(())
 }
 
 fn mount_loop<F: ZusFs + 'static>(ctl: &ZufFile, mounts: &Mounts<F>) -> i32 {
