@@ -101,7 +101,8 @@ pub fn enumerate(base: &[u8], events: &[PmEvent], k: usize, mut visit: impl FnMu
     for ev in events {
         match ev {
             PmEvent::Store { off, data } => units_of(*off, data, &mut pending, false, data.len() <= 256),
-            PmEvent::NtStore { off, data } => units_of(*off, data, &mut pending, true, false),
+            // Log entries and headers are non-temporal stores too: as metadata, they tear.
+            PmEvent::NtStore { off, data } => units_of(*off, data, &mut pending, true, data.len() <= 256),
             PmEvent::Flush { off, len } => {
                 let lo = off & !(CACHE_LINE - 1);
                 let hi = (off + len).div_ceil(CACHE_LINE) * CACHE_LINE;

@@ -5,7 +5,7 @@
 use crate::alloc::{Allocator, Pool};
 use crate::error::{Error, Result};
 use crate::layout::{self, kind, logpage, Entry, BLOCK_SIZE, LOG_HEADER, LOG_MAGIC};
-use crate::persist::PmRegion;
+use crate::persist::{PmRegion, CACHE_LINE};
 
 /// Where an inode's log stands (kept in DRAM, mirrors the PM inode's tail). The head page is
 /// read from the PM inode when needed (rarely: compaction, destroy, a first append), not kept
@@ -41,13 +41,21 @@ fn write_page_header(pm: &PmRegion, page: u64, owner: u64) -> Result<()> {
     let mut h = [0u8; LOG_HEADER as usize];
     h[logpage::OWNER as usize..logpage::OWNER as usize + 8].copy_from_slice(&owner.to_le_bytes());
     h[logpage::MAGIC as usize..logpage::MAGIC as usize + 4].copy_from_slice(&LOG_MAGIC.to_le_bytes());
-    pm.write(page * BLOCK_SIZE, &h)?;
-    pm.flush(page * BLOCK_SIZE, LOG_HEADER);
-    Ok(())
+    pm.write_nt(page * BLOCK_SIZE, &h)
+}
+
+/// The length an entry of `len` bytes takes at `pos`: grown (zero padding, inside its length
+/// field and checksum) to end on a cache line. Readers take any length from a kind's minimum
+/// on, so logs written packed, as before, read and extend the same.
+fn padded_len(pos: u64, len: u64) -> u64 {
+    (pos + len).next_multiple_of(CACHE_LINE) - pos
 }
 
 /// Write `entries` from `pos` on, moving to fresh pages as needed; returns the position
-/// after the last entry. Flushed but not fenced.
+/// after the last entry. Durable after a fence. Each entry ends on a cache line, so the next
+/// one fills whole lines, which go around the cache: an ordinary store into a line of fresh
+/// log first reads it from memory (and the flush then evicts it), which cost a 4 KiB write
+/// about 0.1 us and log compaction 200 ns per entry.
 #[allow(clippy::too_many_arguments)]
 fn append_entries(
     pm: &PmRegion,
@@ -64,15 +72,7 @@ fn append_entries(
     let mut small = [0u8; 128];
     let mut big = Vec::new();
     for e in entries {
-        let len = e.len() as u64;
-        let bytes: &mut [u8] = if len as usize <= small.len() {
-            &mut small[..len as usize]
-        } else {
-            big.resize(len as usize, 0);
-            &mut big[..]
-        };
-        bytes.fill(0);
-        e.encode_to(bytes);
+        let mut len = padded_len(pos, e.len() as u64);
         if in_page(pos) + len > BLOCK_SIZE || in_page(pos) == 0 {
             // Mark the rest of this page unused, so replay skips whatever an uncommitted
             // append left there, then link a fresh page.
@@ -87,9 +87,17 @@ fn append_entries(
             pm.store_u64(cur * BLOCK_SIZE + logpage::NEXT, page)?;
             pm.flush(cur * BLOCK_SIZE + logpage::NEXT, 8);
             pos = page * BLOCK_SIZE + LOG_HEADER;
+            len = padded_len(pos, e.len() as u64);
         }
-        pm.write(pos, bytes)?;
-        pm.flush(pos, len);
+        let bytes: &mut [u8] = if len as usize <= small.len() {
+            &mut small[..len as usize]
+        } else {
+            big.resize(len as usize, 0);
+            &mut big[..]
+        };
+        bytes.fill(0);
+        e.encode_to(bytes);
+        pm.write_nt(pos, bytes)?;
         pos += len;
     }
     Ok(pos)

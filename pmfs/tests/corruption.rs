@@ -613,6 +613,44 @@ fn both_superblocks_flipped_fail_cleanly() {
 // Logs.
 
 #[test]
+fn every_entry_ends_on_a_cache_line_and_packed_logs_still_read_and_extend() {
+    let t = build("packed");
+    let p = &t.img.path;
+    // What zpmfs writes: every entry (a directory's, a file's, xattr pieces) ends on a line.
+    for ino in [t.d, t.a, t.many, t.c] {
+        for (pos, e) in read_log(p, ino).1 {
+            let len = Entry::header_len(&peek(p, pos, 8)) as u64;
+            assert!(len >= e.len() as u64);
+            assert_eq!((pos + len) % 64, 0, "inode {ino}: {e:?} at {pos} ({len} bytes)");
+        }
+    }
+    // A log as zpmfs wrote it before padding: an entry of exactly its kind's length, which
+    // leaves the tail in the middle of a line (a link count entry with a new ctime here).
+    let marked = Timespec { sec: 1234, nsec: 0 };
+    append_entry(p, t.c, &Entry::Link { nlink: 1, ctime: marked });
+    let packed_tail = log_tail(p, t.c);
+    assert_ne!(packed_tail % 64, 0, "test setup: the crafted entry ends on a line");
+
+    // It mounts; a write after it lands at the old tail, padded to the next line; the data
+    // and the mode read back after a remount, and fsck finds nothing.
+    let fs = Fs::mount(p, &MountOptions::default()).unwrap();
+    assert_eq!(fs.getattr(t.c).unwrap().ctime, marked);
+    fs.write(t.c, 100, b"after the packed entry", false).unwrap();
+    fs.unmount().unwrap();
+    drop(fs);
+    let (_, entries) = read_log(p, t.c);
+    let (pos, _) = entries.iter().find(|(pos, _)| *pos >= packed_tail).unwrap();
+    assert_eq!(*pos, packed_tail);
+    assert_eq!(log_tail(p, t.c) % 64, 0);
+    let r = fsck(p, &FsckOptions { mode: FsckMode::Check, force: true }).unwrap();
+    assert!(r.problems.is_empty(), "fsck: {:?}", r.problems);
+    let fs = Fs::mount(p, &MountOptions::default()).unwrap();
+    let mut want = pattern(3, C_LEN);
+    want[100..122].copy_from_slice(b"after the packed entry");
+    assert_eq!(read_all(&fs, t.c).unwrap(), want);
+}
+
+#[test]
 fn log_entry_bit_flip_is_found_by_its_checksum() {
     let t = build("entry-flip");
     let p = &t.img.path;
