@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
+use crate::free_count::FreeCount;
 
 /// The extents of one allocation: almost always one or two, kept inline (no heap allocation
 /// per write).
@@ -177,8 +178,11 @@ struct Stripe {
     list: Mutex<FreeList>,
 }
 
-struct Node {
-    id: u32,
+/// Where one CPU's allocations went, on cache lines of its own (every allocation counts
+/// itself here: a counter shared by the CPUs would move between them on each one).
+#[repr(align(128))]
+#[derive(Default)]
+struct CpuPlacement {
     local: AtomicU64,
     spilled: AtomicU64,
 }
@@ -189,12 +193,15 @@ pub struct Allocator {
     end: u64,
     /// In block order, not overlapping (gaps between areas belong to no stripe).
     stripes: Vec<Stripe>,
-    nodes: Vec<Node>,
+    /// The ids of the NUMA nodes with data areas (a stripe's `node` indexes this).
+    nodes: Vec<u32>,
     /// Per CPU (modulo the length): the stripes to try, in order.
     order: Vec<Vec<usize>>,
+    /// Per CPU, as `order`.
+    placement: Box<[CpuPlacement]>,
     /// Blocks free and not claimed by an allocation in progress (never more than the stripes
     /// hold: frees add here after inserting, allocations subtract before taking).
-    free: AtomicU64,
+    free: FreeCount,
     /// Blocks only [`Pool::Reserve`] allocations may take.
     reserve: u64,
 }
@@ -216,8 +223,7 @@ impl Allocator {
         }
         let n = stripes.len();
         let order = (0..n).map(|c| (0..n).map(|i| (c + i) % n).collect()).collect();
-        let nodes = vec![Node { id: 0, local: AtomicU64::new(0), spilled: AtomicU64::new(0) }];
-        Allocator { first, end, stripes, nodes, order, free: AtomicU64::new(0), reserve: 0 }
+        Allocator::assemble(first, end, stripes, vec![0], order)
     }
 
     /// An allocator over areas on NUMA nodes: each area is split among the CPUs `numa` puts
@@ -263,13 +269,26 @@ impl Allocator {
                 v
             })
             .collect();
-        let nodes = node_ids
-            .iter()
-            .map(|&id| Node { id, local: AtomicU64::new(0), spilled: AtomicU64::new(0) })
-            .collect();
         let first = areas.first().map_or(0, |a| a.start);
         let end = areas.last().map_or(0, |a| a.end);
-        Allocator { first, end, stripes, nodes, order, free: AtomicU64::new(0), reserve: 0 }
+        Allocator::assemble(first, end, stripes, node_ids, order)
+    }
+
+    fn assemble(
+        first: u64,
+        end: u64,
+        stripes: Vec<Stripe>,
+        nodes: Vec<u32>,
+        order: Vec<Vec<usize>>,
+    ) -> Allocator {
+        let cpus = order.len();
+        let placement = (0..cpus).map(|_| CpuPlacement::default()).collect();
+        Allocator { first, end, stripes, nodes, order, placement, free: FreeCount::new(cpus), reserve: 0 }
+    }
+
+    /// The node (index into `nodes`) a CPU allocates on first.
+    fn home(&self, cpu: usize) -> usize {
+        self.stripes[self.order[cpu % self.order.len()][0]].node
     }
 
     /// NUMA nodes with data areas.
@@ -279,16 +298,13 @@ impl Allocator {
 
     /// Per node: blocks, free blocks, local and spilled allocations since mount.
     pub fn node_stats(&self) -> Vec<NodeStats> {
-        let mut out: Vec<NodeStats> = self
-            .nodes
-            .iter()
-            .map(|n| NodeStats {
-                node: n.id,
-                local: n.local.load(Ordering::Relaxed),
-                spilled: n.spilled.load(Ordering::Relaxed),
-                ..Default::default()
-            })
-            .collect();
+        let mut out: Vec<NodeStats> =
+            self.nodes.iter().map(|&id| NodeStats { node: id, ..Default::default() }).collect();
+        for (cpu, p) in self.placement.iter().enumerate() {
+            let n = &mut out[self.home(cpu)];
+            n.local += p.local.load(Ordering::Relaxed);
+            n.spilled += p.spilled.load(Ordering::Relaxed);
+        }
         for s in &self.stripes {
             out[s.node].blocks += s.end - s.start;
             let mut list = s.list.lock();
@@ -317,7 +333,7 @@ impl Allocator {
 
     /// Blocks free now.
     pub fn free_blocks(&self) -> u64 {
-        self.free.load(Ordering::Relaxed)
+        self.free.total()
     }
     /// Blocks in the data area.
     pub fn total_blocks(&self) -> u64 {
@@ -361,7 +377,7 @@ impl Allocator {
                 list.insert(s, e - s);
             }
             drop(list);
-            self.free.fetch_add(e - s, Ordering::Relaxed);
+            self.free.add(current_cpu(), e - s, self.reserve);
             s = e;
         }
     }
@@ -377,15 +393,13 @@ impl Allocator {
         let floor = if pool == Pool::Reserve { 0 } else { self.reserve };
         // Claim the count first: threads racing for the last blocks cannot both get them, and
         // a Normal allocation cannot dip into the reserve.
-        self.free
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
-                f.checked_sub(want).filter(|l| *l >= floor)
-            })
-            .map_err(|_| Error::NoSpace)?;
+        if !self.free.claim(cpu, want, floor) {
+            return Err(Error::NoSpace);
+        }
         let mut got = Extents::new();
         let mut need = want;
         let order = &self.order[cpu % self.order.len()];
-        let home = self.stripes[order[0]].node;
+        let home = self.home(cpu);
         let n = order.len();
         // The claimed blocks are in the stripes, but a racing free may put them in a stripe this
         // loop has passed already: go round a few times.
@@ -403,10 +417,10 @@ impl Allocator {
             }
             if need == 0 {
                 drop(list);
+                let placed = &self.placement[cpu % self.placement.len()];
                 for e in &got {
                     let node = self.stripes[self.stripe_of(e.start).unwrap_or(0)].node;
-                    let counter =
-                        if node == home { &self.nodes[home].local } else { &self.nodes[home].spilled };
+                    let counter = if node == home { &placed.local } else { &placed.spilled };
                     counter.fetch_add(e.len, Ordering::Relaxed);
                 }
                 return Ok(got);
@@ -415,7 +429,7 @@ impl Allocator {
         for e in got {
             self.free(e.start, e.len);
         }
-        self.free.fetch_add(need, Ordering::AcqRel);
+        self.free.add(cpu, need, self.reserve);
         Err(Error::NoSpace)
     }
 

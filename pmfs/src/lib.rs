@@ -17,6 +17,7 @@ pub mod error;
 pub mod extents;
 pub mod file;
 pub mod format;
+pub mod free_count;
 pub mod fs;
 pub mod fsck;
 mod icache;
