@@ -27,7 +27,12 @@ GOALS = {
     "ratio_meta_zuf_vs_ext4dax": ("<=", 1.0),
     "dram_bytes_per_inode": ("<=", 256),
     "dram_bytes_per_extent": ("<=", 32),
+    # Throughput at the most threads the run had / at 1 thread. The issue's goal is 12 at 16
+    # threads on a 16-core machine; on N threads the run holds itself to the same share, 0.75 N.
+    "scaling_inprocess_write": (">=", None),
+    "scaling_fuse_write": (">=", None),
 }
+SCALING_SHARE = 0.75
 
 FIO_WRITE = ("randwrite_4k", "randwrite_4k_unpinned", "append_4k_fdatasync", "seqwrite_64k")
 
@@ -140,7 +145,24 @@ def numa_ratio(rows, prefix):
                 "onto the other node / on its own node (median of the rounds)"}
 
 
+def scaling(rows, target, workload):
+    """(ops/s at the most threads / ops/s at 1 thread, that thread count), or (None, None)."""
+    counts = [r["threads"] for r in rows if r["target"] == target and r["workload"] == workload]
+    if not counts or max(counts) < 2:
+        return None, None
+    one, most = find(rows, target, workload, 1), find(rows, target, workload, max(counts))
+    if not one or not one["ops_per_s"]:
+        return None, None
+    return most["ops_per_s"] / one["ops_per_s"], max(counts)
+
+
 def headline(rows, other):
+    goals = dict(GOALS)
+    threads = {}
+    for key, target in (("scaling_inprocess_write", "zpmfs_inprocess"), ("scaling_fuse_write", "zpmfs_fuse")):
+        _, threads[key] = scaling(rows, target, "randwrite_4k")
+        if threads[key]:
+            goals[key] = (">=", round(SCALING_SHARE * threads[key], 2))
     figures = {
         "ratio_inprocess_vs_nova_floor": (
             _ratio2(rows, ("zpmfs_inprocess", "randwrite_4k"), ("floor", "nova_append_4k")),
@@ -170,6 +192,16 @@ def headline(rows, other):
         mem.get("dram_bytes_per_extent"),
         "zus RssAnon growth per extent after 4 KiB writes at distinct non-adjacent random pages "
         "of one sparse file")
+    n = threads["scaling_inprocess_write"] or "N"
+    figures["scaling_inprocess_write"] = (
+        scaling(rows, "zpmfs_inprocess", "randwrite_4k")[0],
+        f"4 KiB random writes per second through pmfs::Fs, {n} threads (one file each) / 1 thread; "
+        f"goal {SCALING_SHARE} x {n} (the issue's 12 at 16 threads, at the threads this machine has)")
+    n = threads["scaling_fuse_write"] or "N"
+    figures["scaling_fuse_write"] = (
+        scaling(rows, "zpmfs_fuse", "randwrite_4k")[0],
+        f"fio 4 KiB randwrite O_DIRECT psync op/s, zpmfs over FUSE, {n} jobs (pinned, one per CPU) / 1 job; "
+        f"goal as above")
     p50 = {
         "ratio_inprocess_vs_nova_floor":
             _ratio2(rows, ("zpmfs_inprocess", "randwrite_4k"), ("floor", "nova_append_4k"), key="p50_us"),
@@ -179,7 +211,7 @@ def headline(rows, other):
     }
     out = {}
     for key, (value, what) in figures.items():
-        op, goal = GOALS.get(key) or ("<=", None)
+        op, goal = goals.get(key) or ("<=", None)
         passed = None if value is None or goal is None else (value <= goal if op == "<=" else value >= goal)
         out[key] = {"value": None if value is None else round(value, 3), "goal": goal,
                     "goal_op": op, "pass": passed, "what": what}
@@ -443,6 +475,13 @@ def main():
     summary["ratio_fuse_uring_vs_fuse"] = uring_ratio(rows)
     summary["ratio_inprocess_vs_locked_floor"] = locked_floor_ratio(rows)
     summary["ratio_fuse_vs_null_fuse_unpinned"] = unpinned_fuse_ratio(rows)
+    # What the machine itself allows: the persistence floor's scaling, bare and under a lock.
+    bare, n = scaling(rows, "floor", "nova_append_4k")
+    locked, _ = scaling(rows, "floor", "nova_append_4k_locked")
+    summary["scaling_floor"] = None if bare is None else {
+        "threads": n, "append": round(bare, 3), "append_locked": None if locked is None else round(locked, 3),
+        "what": "the NOVA-style append's op/s at the most threads / at 1 thread (each thread its own "
+                "region), bare and under a per-thread lock: the scaling the machine allows"}
     summary["other_ratios"] = extra_ratios(rows)
     summary["zuf_write_breakdown_guest"] = zuf_write_breakdown(rows)
     summary["zuf_poll_guest"] = zuf_poll_ratios(rows)
@@ -495,6 +534,9 @@ def main():
                ("value", "value_p50", "lock_release_us"))
     figure_row("`ratio_fuse_vs_null_fuse_unpinned` (fio not pinned, mean; median; io_uring / null)",
                summary["ratio_fuse_vs_null_fuse_unpinned"], ("value", "value_p50", "uring_vs_null"))
+    if summary["scaling_floor"]:
+        figure_row(f"scaling of the persistence floor, {summary['scaling_floor']['threads']} threads / 1 "
+                   "(NOVA append; the same under a lock)", summary["scaling_floor"], ("append", "append_locked"))
     figure_row("guest, zuf.ko with its polling channel: write / ext4-DAX (mean; median); metadata "
                "/ ext4-DAX; FUSE / it; default mode / it", summary["zuf_poll_guest"],
                ("zuf_poll_vs_ext4dax_lat", "zuf_poll_vs_ext4dax_lat_p50", "meta_zuf_poll_vs_ext4dax",
