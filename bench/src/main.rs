@@ -98,18 +98,48 @@ fn report(target: &str, workload: &str, threads: usize, wall: Duration, lats: Ve
     );
 }
 
-/// Run `body(thread, &mut Lat)` on `threads` threads started together; returns the wall time.
+/// The CPUs this process may run on, in order.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity fills our own set and
+    // CPU_ISSET only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return vec![0];
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+    }
+}
+
+/// Pin the calling thread to `cpu`.
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it.
+    let ok = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    };
+    if !ok {
+        die(&format!("sched_setaffinity(CPU {cpu}): {}", std::io::Error::last_os_error()));
+    }
+}
+
+/// Run `body(thread, &mut Lat)` on `threads` threads started together, thread i pinned to the
+/// i-th CPU this process may use (modulo their number), as fio's jobs are, so that a thread's
+/// allocations and frees stay with its CPU's stripe and credit; returns the wall time.
 fn run_threads<F>(threads: usize, body: F) -> (Duration, Vec<Lat>)
 where
     F: Fn(usize, &mut Lat) + Sync,
 {
     let barrier = Barrier::new(threads + 1);
+    let cpus = allowed_cpus();
     let mut start = Instant::now();
     let lats = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let (barrier, body) = (&barrier, &body);
+                let (barrier, body, cpu) = (&barrier, &body, cpus[t % cpus.len()]);
                 s.spawn(move || {
+                    pin_to(cpu);
                     let mut lat = Lat(Vec::with_capacity(1 << 20));
                     barrier.wait();
                     body(t, &mut lat);

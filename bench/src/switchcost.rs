@@ -10,19 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::{die, report, Args, Lat};
-
-fn pin_cpu0() {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it.
-    let ok = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
-    };
-    if !ok {
-        die(&format!("sched_setaffinity(CPU 0): {}", std::io::Error::last_os_error()));
-    }
-}
+use crate::{die, pin_to, report, Args, Lat};
 
 /// Two pipes: [read, write] each.
 fn pipes() -> ([libc::c_int; 2], [libc::c_int; 2]) {
@@ -73,7 +61,7 @@ fn ping(to: libc::c_int, from: libc::c_int, secs: Duration) -> (Duration, Lat) {
 
 pub fn switch(a: &Args) {
     let secs = Duration::from_secs_f64(a.num("secs", 2) as f64);
-    pin_cpu0();
+    pin_to(0);
 
     // Batches of 100 calls: one call is near the clock's own cost. Each batch counts as 100
     // operations of its mean latency.
@@ -116,7 +104,7 @@ pub fn switch(a: &Args) {
     // A thread of this process.
     let (a_pipe, b_pipe) = pipes();
     let echoer = std::thread::spawn(move || {
-        pin_cpu0();
+        pin_to(0);
         echo(a_pipe[0], b_pipe[1]);
         close(a_pipe[0]);
         close(b_pipe[1]);
