@@ -37,11 +37,15 @@ fn in_page(off: u64) -> u64 {
     off % BLOCK_SIZE
 }
 
+/// With ordinary stores (once per page): its next-page word is stored again, ordinarily, when
+/// the chain grows, and one kind of store to a word keeps the order of its values plain.
 fn write_page_header(pm: &PmRegion, page: u64, owner: u64) -> Result<()> {
     let mut h = [0u8; LOG_HEADER as usize];
     h[logpage::OWNER as usize..logpage::OWNER as usize + 8].copy_from_slice(&owner.to_le_bytes());
     h[logpage::MAGIC as usize..logpage::MAGIC as usize + 4].copy_from_slice(&LOG_MAGIC.to_le_bytes());
-    pm.write_nt(page * BLOCK_SIZE, &h)
+    pm.write(page * BLOCK_SIZE, &h)?;
+    pm.flush(page * BLOCK_SIZE, LOG_HEADER);
+    Ok(())
 }
 
 /// The length an entry of `len` bytes takes at `pos`: grown (zero padding, inside its length
