@@ -317,6 +317,7 @@ impl Allocator {
     /// Keep the last `blocks` free blocks for [`Pool::Reserve`] allocations.
     pub fn with_reserve(mut self, blocks: u64) -> Allocator {
         self.reserve = blocks;
+        self.free.set_reserve(blocks);
         self
     }
 
@@ -377,7 +378,7 @@ impl Allocator {
                 list.insert(s, e - s);
             }
             drop(list);
-            self.free.add(current_cpu(), e - s, self.reserve);
+            self.free.add(current_cpu(), e - s);
             s = e;
         }
     }
@@ -390,10 +391,9 @@ impl Allocator {
 
     /// As [`Allocator::alloc`], from `pool`.
     pub fn alloc_from(&self, want: u64, cpu: usize, pool: Pool) -> Result<Extents> {
-        let floor = if pool == Pool::Reserve { 0 } else { self.reserve };
         // Claim the count first: threads racing for the last blocks cannot both get them, and
         // a Normal allocation cannot dip into the reserve.
-        if !self.free.claim(cpu, want, floor) {
+        if !self.free.claim(cpu, want, pool == Pool::Reserve) {
             return Err(Error::NoSpace);
         }
         let mut got = Extents::new();
@@ -429,7 +429,7 @@ impl Allocator {
         for e in got {
             self.free(e.start, e.len);
         }
-        self.free.add(cpu, need, self.reserve);
+        self.free.add(cpu, need);
         Err(Error::NoSpace)
     }
 
