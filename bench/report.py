@@ -158,11 +158,12 @@ def scaling(rows, target, workload):
 
 def headline(rows, other):
     goals = dict(GOALS)
-    threads = {}
-    for key, target in (("scaling_inprocess_write", "zpmfs_inprocess"), ("scaling_fuse_write", "zpmfs_fuse")):
-        _, threads[key] = scaling(rows, target, "randwrite_4k")
-        if threads[key]:
-            goals[key] = (">=", round(SCALING_SHARE * threads[key], 2))
+    scaled = {key: scaling(rows, target, "randwrite_4k")
+              for key, target in (("scaling_inprocess_write", "zpmfs_inprocess"),
+                                  ("scaling_fuse_write", "zpmfs_fuse"))}
+    for key, (_, n) in scaled.items():
+        if n:
+            goals[key] = (">=", round(SCALING_SHARE * n, 2))
     figures = {
         "ratio_inprocess_vs_nova_floor": (
             _ratio2(rows, ("zpmfs_inprocess", "randwrite_4k"), ("floor", "nova_append_4k")),
@@ -192,14 +193,16 @@ def headline(rows, other):
         mem.get("dram_bytes_per_extent"),
         "zus RssAnon growth per extent after 4 KiB writes at distinct non-adjacent random pages "
         "of one sparse file")
-    n = threads["scaling_inprocess_write"] or "N"
+    value, n = scaled["scaling_inprocess_write"]
+    n = n or "N"
     figures["scaling_inprocess_write"] = (
-        scaling(rows, "zpmfs_inprocess", "randwrite_4k")[0],
+        value,
         f"4 KiB random writes per second through pmfs::Fs, {n} threads (one file each) / 1 thread; "
         f"goal {SCALING_SHARE} x {n} (the issue's 12 at 16 threads, at the threads this machine has)")
-    n = threads["scaling_fuse_write"] or "N"
+    value, n = scaled["scaling_fuse_write"]
+    n = n or "N"
     figures["scaling_fuse_write"] = (
-        scaling(rows, "zpmfs_fuse", "randwrite_4k")[0],
+        value,
         f"fio 4 KiB randwrite O_DIRECT psync op/s, zpmfs over FUSE, {n} jobs (pinned, one per CPU) / 1 job; "
         f"goal as above")
     p50 = {

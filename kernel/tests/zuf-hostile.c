@@ -838,6 +838,30 @@ static void *poke_thread(void *arg)
 	return NULL;
 }
 
+/* Open /dev/zuf as channel @init of @z and map its operation buffer and window. */
+static void open_channel(struct zt *z, struct zuf_zt_init *init)
+{
+	z->fd = open("/dev/zuf", O_RDWR | O_CLOEXEC);
+	if (z->fd < 0 || ioctl(z->fd, ZUF_IOC_ZT_INIT, init))
+		die("ZT_INIT");
+	z->op = mmap(NULL, ZUF_OP_BUF_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, z->fd, 0);
+	z->win = mmap(NULL, ZUF_WINDOW_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, z->fd,
+		      ZUF_WINDOW_OFFSET);
+	if (z->op == MAP_FAILED || z->win == MAP_FAILED)
+		die("mmap channel");
+}
+
+/* Drop @z's window, perhaps with an operation in service, and map a new one. */
+static void remap_window(struct zt *z)
+{
+	count(C_REMAP);
+	munmap(z->win, ZUF_WINDOW_SIZE);
+	z->win = mmap(NULL, ZUF_WINDOW_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, z->fd,
+		      ZUF_WINDOW_OFFSET);
+	if (z->win == MAP_FAILED)
+		die("mmap window again");
+}
+
 static void *zt_thread(void *arg)
 {
 	struct zt *z = arg;
@@ -846,14 +870,7 @@ static void *zt_thread(void *arg)
 	pthread_t t, *dt = malloc(sizeof(*dt));
 
 	rs = seed * 104729 + z->cpu + 1;
-	z->fd = open("/dev/zuf", O_RDWR | O_CLOEXEC);
-	if (z->fd < 0 || ioctl(z->fd, ZUF_IOC_ZT_INIT, &init))
-		die("ZT_INIT");
-	z->op = mmap(NULL, ZUF_OP_BUF_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, z->fd, 0);
-	z->win = mmap(NULL, ZUF_WINDOW_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, z->fd,
-		      ZUF_WINDOW_OFFSET);
-	if (z->op == MAP_FAILED || z->win == MAP_FAILED)
-		die("mmap channel");
+	open_channel(z, &init);
 	if (!dt || pthread_create(dt, NULL, double_thread, z) ||
 	    pthread_create(&t, NULL, poke_thread, dt))
 		die("pthread_create");
@@ -865,15 +882,8 @@ static void *zt_thread(void *arg)
 		}
 		w.prev_result = serve_op_safe(z);
 		w.prev_len = prev_len(z->op->out_len);
-		if (rn(200) == 0) {
-			/* drop the window with the operation in service, map a new one */
-			count(C_REMAP);
-			munmap(z->win, ZUF_WINDOW_SIZE);
-			z->win = mmap(NULL, ZUF_WINDOW_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-				      z->fd, ZUF_WINDOW_OFFSET);
-			if (z->win == MAP_FAILED)
-				die("mmap window again");
-		}
+		if (rn(200) == 0)
+			remap_window(z);
 	}
 	return NULL;
 }
@@ -894,14 +904,7 @@ static void *poll_thread(void *arg)
 
 	rs = seed * 15485863 + 1;
 	garbage_len = ZUF_POLL_CTL_OFF;
-	z->fd = open("/dev/zuf", O_RDWR | O_CLOEXEC);
-	if (z->fd < 0 || ioctl(z->fd, ZUF_IOC_ZT_INIT, &init))
-		die("ZT_INIT poll");
-	z->op = mmap(NULL, ZUF_OP_BUF_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, z->fd, 0);
-	z->win = mmap(NULL, ZUF_WINDOW_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, z->fd,
-		      ZUF_WINDOW_OFFSET);
-	if (z->op == MAP_FAILED || z->win == MAP_FAILED)
-		die("mmap polling channel");
+	open_channel(z, &init);
 	ctl = (struct zuf_poll_ctl *)((char *)z->op + ZUF_POLL_CTL_OFF);
 	fd2 = open("/dev/zuf", O_RDWR | O_CLOEXEC);
 	if (fd2 < 0 || ioctl(fd2, ZUF_IOC_ZT_INIT, &init) == 0 || errno != EBUSY)
@@ -936,14 +939,8 @@ static void *poll_thread(void *arg)
 		}
 		__atomic_store_n(&ctl->answered, posted, __ATOMIC_RELEASE);
 		answered = posted;
-		if (rn(300) == 0) {
-			count(C_REMAP);
-			munmap(z->win, ZUF_WINDOW_SIZE);
-			z->win = mmap(NULL, ZUF_WINDOW_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-				      z->fd, ZUF_WINDOW_OFFSET);
-			if (z->win == MAP_FAILED)
-				die("mmap polling window again");
-		}
+		if (rn(300) == 0)
+			remap_window(z);
 	}
 	return NULL;
 }

@@ -200,10 +200,9 @@ pub struct Allocator {
     /// Per CPU, as `order`.
     placement: Box<[CpuPlacement]>,
     /// Blocks free and not claimed by an allocation in progress (never more than the stripes
-    /// hold: frees add here after inserting, allocations subtract before taking).
+    /// hold: frees add here after inserting, allocations subtract before taking), and the
+    /// reserve that only [`Pool::Reserve`] allocations may take.
     free: FreeCount,
-    /// Blocks only [`Pool::Reserve`] allocations may take.
-    reserve: u64,
 }
 
 impl Allocator {
@@ -283,7 +282,7 @@ impl Allocator {
     ) -> Allocator {
         let cpus = order.len();
         let placement = (0..cpus).map(|_| CpuPlacement::default()).collect();
-        Allocator { first, end, stripes, nodes, order, placement, free: FreeCount::new(cpus), reserve: 0 }
+        Allocator { first, end, stripes, nodes, order, placement, free: FreeCount::new(cpus) }
     }
 
     /// The node (index into `nodes`) a CPU allocates on first.
@@ -316,14 +315,13 @@ impl Allocator {
 
     /// Keep the last `blocks` free blocks for [`Pool::Reserve`] allocations.
     pub fn with_reserve(mut self, blocks: u64) -> Allocator {
-        self.reserve = blocks;
         self.free.set_reserve(blocks);
         self
     }
 
     /// Blocks kept for [`Pool::Reserve`].
     pub fn reserve(&self) -> u64 {
-        self.reserve
+        self.free.reserve()
     }
 
     /// The stripe holding `block`, if any (blocks between areas belong to none).

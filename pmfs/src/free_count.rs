@@ -2,8 +2,9 @@
 //! not write one shared counter: a shared count plus a small credit per CPU (blocks already
 //! claimed from the shared count, or freed on that CPU, that only its allocations draw on). A
 //! 4 KiB copy-on-write allocates a block and frees one: with one shared counter (and shared
-//! placement counters) two in-process writers on two CPUs made 1.57x the writes of one, with
-//! per-CPU credit 1.67-1.72x (with no count at all 1.82x; the persistence floor's append 1.9x).
+//! placement counters) two in-process writers on two CPUs made 1.47-1.51x the writes of one,
+//! with per-CPU credit 1.80-1.81x (zbench inproc, 10 s, pinned threads; the persistence
+//! floor's append 1.84-2.0x).
 //!
 //! The rules keep the sum of the shared count and the credits equal to the free blocks not
 //! claimed by an allocation in progress: an allocation takes from its CPU's credit, else from
@@ -47,6 +48,11 @@ impl FreeCount {
     /// Keep the last `blocks` free blocks for allocations from the reserve.
     pub fn set_reserve(&mut self, blocks: u64) {
         self.reserve = blocks;
+    }
+
+    /// Blocks kept for allocations from the reserve.
+    pub fn reserve(&self) -> u64 {
+        self.reserve
     }
 
     fn credit(&self, cpu: usize) -> &AtomicU64 {

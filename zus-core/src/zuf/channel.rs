@@ -17,13 +17,19 @@ use super::abi::*;
 use super::sys::{Mapping, ZufFile};
 use super::Mounts;
 
-/// Serve `cpu`'s channel until the kernel or the server shuts it down.
-pub fn run<F: ZusFs + 'static>(cpu: usize, mounts: Arc<Mounts<F>>) -> io::Result<()> {
+/// Open a channel of `cpu` (with ZT_INIT `flags`) and map its operation buffer and window.
+fn open_channel(cpu: usize, flags: u32) -> io::Result<(ZufFile, Mapping, Mapping)> {
     let dev = ZufFile::open()?;
-    let mut init = ZufZtInit { cpu: cpu as u32, flags: 0 };
+    let mut init = ZufZtInit { cpu: cpu as u32, flags };
     dev.ioctl(ZUF_IOC_ZT_INIT, &mut init)?;
     let buf = dev.map(0, ZUF_OP_BUF_SIZE)?;
-    let mut window = dev.map(ZUF_WINDOW_OFFSET, ZUF_WINDOW_SIZE as usize)?;
+    let window = dev.map(ZUF_WINDOW_OFFSET, ZUF_WINDOW_SIZE as usize)?;
+    Ok((dev, buf, window))
+}
+
+/// Serve `cpu`'s channel until the kernel or the server shuts it down.
+pub fn run<F: ZusFs + 'static>(cpu: usize, mounts: Arc<Mounts<F>>) -> io::Result<()> {
+    let (dev, buf, mut window) = open_channel(cpu, 0)?;
     let mut wait = ZufZtWait::default();
     loop {
         if let Err(e) = dev.ioctl(ZUF_IOC_ZT_WAIT, &mut wait) {
@@ -67,11 +73,7 @@ const POLL_SPIN: Duration = Duration::from_millis(1);
 /// Serve the polling channel (calls from every CPU but `cpu`, where this thread is pinned)
 /// until the kernel or the server shuts it down.
 pub fn run_poller<F: ZusFs + 'static>(cpu: usize, mounts: Arc<Mounts<F>>) -> io::Result<()> {
-    let dev = ZufFile::open()?;
-    let mut init = ZufZtInit { cpu: cpu as u32, flags: ZUF_ZT_POLL };
-    dev.ioctl(ZUF_IOC_ZT_INIT, &mut init)?;
-    let buf = dev.map(0, ZUF_OP_BUF_SIZE)?;
-    let mut window = dev.map(ZUF_WINDOW_OFFSET, ZUF_WINDOW_SIZE as usize)?;
+    let (dev, buf, mut window) = open_channel(cpu, ZUF_ZT_POLL)?;
     let ctl = buf.poll_ctl();
     let mut answered = ctl.answered.load(Ordering::Acquire);
     let mut idle_since = Instant::now();
